@@ -1,0 +1,218 @@
+//! Doorman: an OAuth 2.1 authorization server for MCP clients and servers.
+
+pub mod http;
+pub mod metadata;
+pub mod negotiate;
+pub mod oauth;
+pub mod render;
+pub mod settings;
+pub mod store;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::Method;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpResponse, HttpServer, guard, web};
+
+use crate::http::{authorize, health, metadata as meta_http, ratelimit, register};
+use crate::metadata::{Metadata, OPENID_WELL_KNOWN, WELL_KNOWN};
+use crate::negotiate::PrefersHtml;
+use crate::render::pages::Chrome;
+use crate::render::{Html, Json};
+use crate::settings::Settings;
+use crate::store::{Store, StoreError};
+
+/// Everything a handler needs; reaches handlers through `web::Data`. No globals.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub meta: Arc<Metadata>,
+    pub chrome: Chrome,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, store: Store) -> Self {
+        let meta = Metadata::build(&settings);
+        let ep = &meta.endpoints;
+        let static_base = format!("{}/static", ep.base_path);
+        let chrome = Chrome {
+            name: settings.branding.name.clone(),
+            css: format!("{static_base}/doorman.css"),
+            logo: format!("{static_base}/{}", settings.branding.logo),
+            favicon: format!("{static_base}/favicon.svg"),
+            docs: ep.documentation.clone(),
+            metadata: ep.metadata.clone(),
+        };
+        Self { settings: Arc::new(settings), store, meta: Arc::new(meta), chrome }
+    }
+}
+
+/// A start-up failure, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("server.static_dir: directory {0:?} not found (run from the repository root or set DOORMAN__SERVER__STATIC_DIR)")]
+    StaticDir(String),
+    #[error("server.bind: cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+}
+
+/// CORS for endpoints that browser-based MCP clients call (BEHAVIOUR §9).
+fn cors() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Access-Control-Allow-Origin", "*"))
+        .add(("Access-Control-Expose-Headers", "WWW-Authenticate, Link, Retry-After"))
+}
+
+async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .insert_header(("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"))
+        .insert_header(("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version"))
+        .insert_header(("Access-Control-Max-Age", "86400"))
+        .finish()
+}
+
+fn is_form(ctx: &guard::GuardContext<'_>) -> bool {
+    ctx.head()
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+}
+
+/// The routes of one mount point (the issuer's path, and the origin's root).
+fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
+    let rl = &state.settings.rate_limit;
+    let limiter = ratelimit::config(rl.register_burst, Duration::from_millis(rl.register_period_ms));
+
+    cfg.service(
+        web::resource("/authorize")
+            .route(web::get().guard(PrefersHtml).to(authorize::get_authorize::<Html>))
+            .route(web::get().to(authorize::get_authorize::<Json>))
+            .route(web::post().guard(PrefersHtml).to(authorize::post_authorize::<Html>))
+            .route(web::post().to(authorize::post_authorize::<Json>)),
+    );
+    let register_resource = web::resource("/register")
+        .wrap(cors())
+        .route(web::post().guard(guard::fn_guard(is_form)).to(register::post_register_form))
+        .route(web::post().to(register::post_register))
+        .route(web::get().guard(PrefersHtml).to(register::get_register_form))
+        .route(web::method(Method::OPTIONS).to(preflight));
+    match limiter.filter(|_| rl.enabled) {
+        Some(conf) => cfg.service(register_resource.wrap(actix_governor::Governor::new(&conf))),
+        None => cfg.service(register_resource),
+    };
+    cfg.service(
+        web::resource("/register/{client_id}")
+            .wrap(cors())
+            .route(web::get().to(register::get_client))
+            .route(web::put().to(register::put_client))
+            .route(web::delete().to(register::delete_client))
+            .route(web::method(Method::OPTIONS).to(preflight)),
+    );
+}
+
+/// The route table: the contract, read top to bottom.
+pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
+    let base = state.meta.endpoints.base_path.clone();
+    let metadata_resource = |path: String| {
+        web::resource(path)
+            .wrap(cors())
+            .route(web::get().to(meta_http::get_metadata))
+            .route(web::method(Method::OPTIONS).to(preflight))
+    };
+    // RFC 8414 §3.1 form, the form some clients try (`{path}/.well-known/...`), and the
+    // OpenID discovery names.
+    for prefix in [WELL_KNOWN, OPENID_WELL_KNOWN] {
+        cfg.service(metadata_resource(format!("{prefix}{base}")));
+        if !base.is_empty() {
+            cfg.service(metadata_resource(format!("{base}{prefix}")));
+        }
+    }
+    cfg.route("/healthz", web::get().to(health::get_healthz))
+        .route("/readyz", web::get().to(health::get_readyz));
+    let static_dir = state.settings.server.static_dir.clone();
+    if !base.is_empty() {
+        let st = static_dir.clone();
+        cfg.service(web::scope(&base).configure(|c| {
+            routes(c, state);
+            c.service(actix_files::Files::new("/static", st));
+        }));
+    }
+    // The origin's root answers too (BEHAVIOUR §9), so clients that drop the issuer path work.
+    routes(cfg, state);
+    cfg.service(actix_files::Files::new("/static", static_dir));
+}
+
+/// One log line per request; request data is `{:?}`-escaped so it cannot forge lines.
+fn log_line(method: &Method, path: &str, query: &str, status: u16, elapsed: Duration) {
+    if log::log_enabled!(log::Level::Info) {
+        let target = if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") };
+        log::info!("{method} {target:?} {status} {}µs", elapsed.as_micros());
+    }
+}
+
+/// Binds the listener and builds the server (not yet running). Tests call this with
+/// `127.0.0.1:0`; `main` with `server.bind`.
+pub fn build_server(settings: Settings, store: Store, listener: TcpListener) -> Result<Server, StartError> {
+    if !settings.server.static_dir.is_dir() {
+        return Err(StartError::StaticDir(settings.server.static_dir.display().to_string()));
+    }
+    let workers = match settings.server.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    };
+    let shutdown = settings.server.shutdown_timeout;
+    let state = web::Data::new(AppState::new(settings, store));
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new()
+            .app_data(state.clone())
+            .wrap_fn(|req, srv| {
+                let started = Instant::now();
+                let method = req.method().clone();
+                let path = req.path().to_owned();
+                let query = req.query_string().to_owned();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    log_line(&method, &path, &query, res.status().as_u16(), started.elapsed());
+                    Ok(res)
+                }
+            })
+            .configure(|cfg| configure(cfg, &state))
+    })
+    .workers(workers)
+    .shutdown_timeout(shutdown)
+    .listen(listener)
+    .map_err(|e| StartError::Bind("listener".into(), e))?
+    .run();
+    Ok(server)
+}
+
+/// Opens the store and binds `server.bind`: what `doorman serve` runs.
+pub fn start(settings: Settings) -> Result<(Server, std::net::SocketAddr), StartError> {
+    let store = Store::open(&settings.storage)?;
+    let bind = settings.server.bind.clone();
+    let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
+    let addr = listener.local_addr().map_err(|e| StartError::Bind(bind, e))?;
+    if let Some(embedded) = store.embedded().cloned() {
+        actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = embedded.purge_expired().await {
+                    log::warn!("purging expired entries failed: {e}");
+                }
+            }
+        });
+    }
+    Ok((build_server(settings, store, listener)?, addr))
+}

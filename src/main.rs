@@ -1,0 +1,90 @@
+//! The `doorman` command: serve (default), check-config, healthcheck.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use doorman::settings::Settings;
+
+#[derive(Parser)]
+#[command(name = "doorman", version, about = "OAuth 2.1 authorization server for MCP clients and servers")]
+struct Cli {
+    /// A settings file loaded after settings/default.toml and settings/{DOORMAN_ENV}.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (the default).
+    Serve,
+    /// Validate the settings and print the effective issuer and endpoints.
+    CheckConfig,
+    /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
+    Healthcheck,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let settings = match Settings::load(cli.config.as_deref(), None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("doorman: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::CheckConfig => check_config(&settings),
+        Command::Healthcheck => healthcheck(&settings),
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    let system = actix_web::rt::System::new();
+    let result = system.block_on(async move {
+        let issuer = settings.issuer.clone();
+        let backend = format!("{:?}", settings.storage.backend).to_lowercase();
+        let (server, addr) = doorman::start(settings)?;
+        log::info!("doorman listening on http://{addr} (issuer {issuer}, storage {backend})");
+        server.await.map_err(|e| doorman::StartError::Bind(addr.to_string(), e))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("doorman: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config(settings: &Settings) -> ExitCode {
+    let meta = doorman::metadata::Metadata::build(settings);
+    let ep = &meta.endpoints;
+    println!("settings are valid");
+    println!("issuer:                 {}", ep.issuer);
+    println!("metadata:               {}", ep.metadata);
+    println!("authorization_endpoint: {}", ep.authorization);
+    println!("token_endpoint:         {}", ep.token);
+    println!("registration_endpoint:  {}", ep.registration.as_deref().unwrap_or("(registration disabled)"));
+    println!("storage:                {:?}", settings.storage.backend);
+    ExitCode::SUCCESS
+}
+
+fn healthcheck(settings: &Settings) -> ExitCode {
+    use std::io::{Read, Write};
+    let addr = settings.server.bind.replace("0.0.0.0", "127.0.0.1");
+    let ok = std::net::TcpStream::connect(&addr)
+        .and_then(|mut s| {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+            let mut buf = [0u8; 16];
+            s.read_exact(&mut buf)?;
+            Ok(buf.starts_with(b"HTTP/1.1 200"))
+        })
+        .unwrap_or(false);
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}

@@ -1,0 +1,11 @@
+//! Protocol rules without I/O: pure functions over parsed requests, stored records and `now`.
+
+pub mod authorize;
+pub mod errors;
+pub mod params;
+pub mod pkce;
+pub mod redirect_uri;
+pub mod register;
+pub mod resource;
+pub mod scope;
+pub mod secret;

@@ -1,0 +1,196 @@
+//! Typed settings loaded with the `config` crate; one clear error line per bad key.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The defaults, compiled in so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../settings/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub issuer: String,
+    pub server: Server,
+    pub storage: Storage,
+    pub registration: Registration,
+    pub rate_limit: RateLimit,
+    pub branding: Branding,
+    pub scopes: Scopes,
+    pub resources: Resources,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub bind: String,
+    pub workers: usize,
+    pub static_dir: PathBuf,
+    pub shutdown_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Embedded,
+    Redis,
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    Single,
+    Cluster,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub backend: Backend,
+    pub path: PathBuf,
+    pub redis_url: String,
+    pub redis_mode: RedisMode,
+    pub key_prefix: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub enabled: bool,
+    pub form: bool,
+    pub initial_access_token: String,
+    pub client_ttl: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub enabled: bool,
+    pub register_burst: u32,
+    pub register_period_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branding {
+    pub name: String,
+    pub logo: String,
+    pub documentation: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scopes {
+    pub supported: Vec<String>,
+    pub default: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub allowed: Vec<String>,
+}
+
+/// A settings problem, worded as the one line an operator reads at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("settings: key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Settings {
+    /// Loads defaults, `settings/{DOORMAN_ENV}.toml`, the optional `--config` file and the
+    /// `DOORMAN__*` environment variables (`env` replaces the process environment in tests).
+    pub fn load(
+        config_file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Self, SettingsError> {
+        let env_map = env.unwrap_or_else(|| std::env::vars().collect());
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(name) = env_map.get("DOORMAN_ENV").filter(|n| !n.is_empty()) {
+            builder = builder.add_source(File::with_name(&format!("settings/{name}")).required(false));
+        }
+        if let Some(path) = config_file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        let environment = Environment::with_prefix("DOORMAN")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("scopes.supported")
+            .with_list_parse_key("scopes.default")
+            .with_list_parse_key("resources.allowed")
+            .source(Some(
+                env_map
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with("DOORMAN__"))
+                    .collect(),
+            ));
+        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The defaults alone, for tests and tools.
+    pub fn defaults() -> Result<Self, SettingsError> {
+        Self::load(None, Some(HashMap::new()))
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, problem: &str| SettingsError::Invalid {
+            key,
+            problem: problem.to_owned(),
+        };
+        let issuer = url::Url::parse(&self.issuer)
+            .map_err(|e| invalid("issuer", &format!("not an absolute URL ({e})")))?;
+        if !matches!(issuer.scheme(), "http" | "https") {
+            return Err(invalid("issuer", "must use https (or http on a loopback host)"));
+        }
+        if issuer.query().is_some() || issuer.fragment().is_some() || self.issuer.contains(['?', '#']) {
+            return Err(invalid("issuer", "must not have a query or a fragment"));
+        }
+        if self.issuer.ends_with('/') {
+            return Err(invalid("issuer", "must not end with a slash"));
+        }
+        if issuer.scheme() == "http" && !crate::oauth::redirect_uri::is_loopback_host(&issuer) {
+            return Err(invalid("issuer", "http is allowed only on a loopback host; use https"));
+        }
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid("server.bind", "expected an address and port like 127.0.0.1:8080"));
+        }
+        if self.storage.key_prefix.contains(['{', '}']) {
+            return Err(invalid("storage.key_prefix", "must not contain braces (Redis hash tags)"));
+        }
+        if self.storage.timeout_ms == 0 {
+            return Err(invalid("storage.timeout_ms", "must be greater than 0"));
+        }
+        if self.rate_limit.register_burst == 0 || self.rate_limit.register_period_ms == 0 {
+            return Err(invalid("rate_limit.register_burst", "burst and period must be greater than 0"));
+        }
+        for scope in self.scopes.supported.iter().chain(&self.scopes.default) {
+            if !crate::oauth::scope::is_scope_token(scope) {
+                return Err(invalid("scopes.supported", &format!("{scope:?} is not a valid scope token")));
+            }
+        }
+        if let Some(s) = self.scopes.default.iter().find(|s| !self.scopes.supported.contains(s)) {
+            return Err(invalid("scopes.default", &format!("{s:?} is not in scopes.supported")));
+        }
+        for r in &self.resources.allowed {
+            if crate::oauth::resource::normalize(r).is_none() {
+                return Err(invalid("resources.allowed", &format!("{r:?} is not an absolute URI without fragment")));
+            }
+        }
+        if self.branding.logo.contains(['/', '\\']) {
+            return Err(invalid("branding.logo", "must be a file name inside server.static_dir"));
+        }
+        Ok(())
+    }
+}

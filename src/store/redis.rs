@@ -1,0 +1,144 @@
+//! Redis backend, single server or Redis Cluster: the production store that several Doorman
+//! processes share. Expiring records use Redis TTLs (`SET .. PX`), never a sweeper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue};
+use tokio::sync::OnceCell;
+
+use super::StoreError;
+use crate::settings::RedisMode;
+
+#[derive(Clone)]
+pub struct RedisStore {
+    prefix: Arc<str>,
+    conn: Conn,
+}
+
+#[derive(Clone)]
+enum Conn {
+    /// Built once, cloned per request; reconnects by itself after an outage.
+    Single(ConnectionManager),
+    /// Connected on first use (so Doorman starts while the cluster is still coming up), then
+    /// shared; the cluster connection follows topology changes and reconnects by itself.
+    Cluster(Arc<ClusterClient>, Arc<OnceCell<ClusterConnection>>),
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+impl RedisStore {
+    /// Prepares the connection without contacting Redis, so start-up does not depend on Redis
+    /// being up already; the first request connects, and `/readyz` reports the state.
+    pub fn connect(url: &str, mode: RedisMode, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let bad_url = |e: redis::RedisError| StoreError::Config(format!("storage.redis_url: {e}"));
+        let conn = match mode {
+            RedisMode::Single => {
+                let client = redis::Client::open(url).map_err(bad_url)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                Conn::Single(ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)?)
+            }
+            RedisMode::Cluster => {
+                let nodes: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                let client = ClusterClient::builder(nodes)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(2)
+                    .build()
+                    .map_err(bad_url)?;
+                Conn::Cluster(Arc::new(client), Arc::new(OnceCell::new()))
+            }
+        };
+        Ok(Self { prefix: prefix.into(), conn })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        match &self.conn {
+            Conn::Single(m) => cmd.query_async(&mut m.clone()).await.map_err(unavailable),
+            Conn::Cluster(client, cell) => {
+                let conn = cell
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await
+                    .map_err(unavailable)?;
+                cmd.query_async(&mut conn.clone()).await.map_err(unavailable)
+            }
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.query(redis::cmd("GET").arg(self.key(key))).await
+    }
+
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        }
+        self.query(&cmd).await
+    }
+
+    /// GETDEL: atomic read-and-remove, so a single-use record is used once even when two
+    /// processes race for it.
+    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.query(redis::cmd("GETDEL").arg(self.key(key))).await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let n: u64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
+        Ok(n > 0)
+    }
+
+    /// Keys under `prefix` (admin listings; not on a request path). Cluster: KEYS, which the
+    /// client sends to every primary and combines.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let pattern = format!("{}{}*", escape_glob(&self.prefix), escape_glob(prefix));
+        let full: Vec<String> = match &self.conn {
+            Conn::Single(_) => {
+                let mut out = Vec::new();
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, batch): (u64, Vec<String>) = self
+                        .query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000))
+                        .await?;
+                    out.extend(batch);
+                    if next == 0 {
+                        break out;
+                    }
+                    cursor = next;
+                }
+            }
+            Conn::Cluster(..) => self.query(redis::cmd("KEYS").arg(&pattern)).await?,
+        };
+        Ok(full.into_iter().filter_map(|k| k.strip_prefix(&*self.prefix).map(str::to_owned)).collect())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+}
+
+fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
