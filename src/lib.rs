@@ -1,5 +1,6 @@
 //! Doorman: an OAuth 2.1 authorization server for MCP clients and servers.
 
+pub mod clock;
 pub mod http;
 pub mod metadata;
 pub mod negotiate;
@@ -17,7 +18,7 @@ use actix_web::http::Method;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpResponse, HttpServer, guard, web};
 
-use crate::http::{authorize, health, metadata as meta_http, ratelimit, register};
+use crate::http::{authorize, health, login, metadata as meta_http, ratelimit, register, token};
 use crate::metadata::{Metadata, OPENID_WELL_KNOWN, WELL_KNOWN};
 use crate::negotiate::PrefersHtml;
 use crate::render::pages::Chrome;
@@ -31,10 +32,13 @@ pub struct AppState {
     pub store: Store,
     pub meta: Arc<Metadata>,
     pub chrome: Chrome,
+    pub clock: clock::Clock,
+    /// Signs session cookies; loaded once (see `http::login`).
+    pub cookie_key: tokio::sync::OnceCell<actix_web::cookie::Key>,
 }
 
 impl AppState {
-    pub fn new(settings: Settings, store: Store) -> Self {
+    pub fn new(settings: Settings, store: Store, clock: clock::Clock) -> Self {
         let meta = Metadata::build(&settings);
         let ep = &meta.endpoints;
         let static_base = format!("{}/static", ep.base_path);
@@ -46,7 +50,14 @@ impl AppState {
             docs: ep.documentation.clone(),
             metadata: ep.metadata.clone(),
         };
-        Self { settings: Arc::new(settings), store, meta: Arc::new(meta), chrome }
+        Self {
+            settings: Arc::new(settings),
+            store,
+            meta: Arc::new(meta),
+            chrome,
+            clock,
+            cookie_key: tokio::sync::OnceCell::new(),
+        }
     }
 }
 
@@ -57,7 +68,9 @@ pub enum StartError {
     Settings(#[from] settings::SettingsError),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
-    #[error("server.static_dir: directory {0:?} not found (run from the repository root or set DOORMAN__SERVER__STATIC_DIR)")]
+    #[error(
+        "server.static_dir: directory {0:?} not found (run from the repository root or set DOORMAN__SERVER__STATIC_DIR)"
+    )]
     StaticDir(String),
     #[error("server.bind: cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
@@ -67,14 +80,23 @@ pub enum StartError {
 fn cors() -> DefaultHeaders {
     DefaultHeaders::new()
         .add(("Access-Control-Allow-Origin", "*"))
-        .add(("Access-Control-Expose-Headers", "WWW-Authenticate, Link, Retry-After"))
+        .add((
+            "Access-Control-Expose-Headers",
+            "WWW-Authenticate, Link, Retry-After",
+        ))
 }
 
 async fn preflight() -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header(("Access-Control-Allow-Origin", "*"))
-        .insert_header(("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"))
-        .insert_header(("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version"))
+        .insert_header((
+            "Access-Control-Allow-Methods",
+            "GET, POST, PUT, DELETE, OPTIONS",
+        ))
+        .insert_header((
+            "Access-Control-Allow-Headers",
+            "Authorization, Content-Type, MCP-Protocol-Version",
+        ))
         .insert_header(("Access-Control-Max-Age", "86400"))
         .finish()
 }
@@ -84,31 +106,72 @@ fn is_form(ctx: &guard::GuardContext<'_>) -> bool {
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
 }
 
 /// The routes of one mount point (the issuer's path, and the origin's root).
 fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
     let rl = &state.settings.rate_limit;
-    let limiter = ratelimit::config(rl.register_burst, Duration::from_millis(rl.register_period_ms));
+    let limiter = ratelimit::config(
+        rl.register_burst,
+        Duration::from_millis(rl.register_period_ms),
+    );
 
     cfg.service(
         web::resource("/authorize")
-            .route(web::get().guard(PrefersHtml).to(authorize::get_authorize::<Html>))
+            .route(
+                web::get()
+                    .guard(PrefersHtml)
+                    .to(authorize::get_authorize::<Html>),
+            )
             .route(web::get().to(authorize::get_authorize::<Json>))
-            .route(web::post().guard(PrefersHtml).to(authorize::post_authorize::<Html>))
+            .route(
+                web::post()
+                    .guard(PrefersHtml)
+                    .to(authorize::post_authorize::<Html>),
+            )
             .route(web::post().to(authorize::post_authorize::<Json>)),
     );
     let register_resource = web::resource("/register")
         .wrap(cors())
-        .route(web::post().guard(guard::fn_guard(is_form)).to(register::post_register_form))
+        .route(
+            web::post()
+                .guard(guard::fn_guard(is_form))
+                .to(register::post_register_form),
+        )
         .route(web::post().to(register::post_register))
-        .route(web::get().guard(PrefersHtml).to(register::get_register_form))
+        .route(
+            web::get()
+                .guard(PrefersHtml)
+                .to(register::get_register_form),
+        )
         .route(web::method(Method::OPTIONS).to(preflight));
     match limiter.filter(|_| rl.enabled) {
         Some(conf) => cfg.service(register_resource.wrap(actix_governor::Governor::new(&conf))),
         None => cfg.service(register_resource),
     };
+    cfg.route("/login", web::post().to(login::post_login))
+        .service(
+            web::resource("/consent")
+                .route(web::get().to(login::get_consent))
+                .route(web::post().to(login::post_consent)),
+        );
+    let cors_post = |path: &str, route: actix_web::Route| {
+        web::resource(path.to_owned())
+            .wrap(cors())
+            .route(route)
+            .route(web::method(Method::OPTIONS).to(preflight))
+    };
+    cfg.service(cors_post("/token", web::post().to(token::post_token)))
+        .service(cors_post("/revoke", web::post().to(token::post_revoke)))
+        .service(cors_post(
+            "/introspect",
+            web::post().to(token::post_introspect),
+        ));
     cfg.service(
         web::resource("/register/{client_id}")
             .wrap(cors())
@@ -154,23 +217,36 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
 /// One log line per request; request data is `{:?}`-escaped so it cannot forge lines.
 fn log_line(method: &Method, path: &str, query: &str, status: u16, elapsed: Duration) {
     if log::log_enabled!(log::Level::Info) {
-        let target = if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") };
+        let target = if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{query}")
+        };
         log::info!("{method} {target:?} {status} {}µs", elapsed.as_micros());
     }
 }
 
 /// Binds the listener and builds the server (not yet running). Tests call this with
 /// `127.0.0.1:0`; `main` with `server.bind`.
-pub fn build_server(settings: Settings, store: Store, listener: TcpListener) -> Result<Server, StartError> {
+pub fn build_server(
+    settings: Settings,
+    store: Store,
+    clock: clock::Clock,
+    listener: TcpListener,
+) -> Result<Server, StartError> {
     if !settings.server.static_dir.is_dir() {
-        return Err(StartError::StaticDir(settings.server.static_dir.display().to_string()));
+        return Err(StartError::StaticDir(
+            settings.server.static_dir.display().to_string(),
+        ));
     }
     let workers = match settings.server.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
         n => n,
     };
     let shutdown = settings.server.shutdown_timeout;
-    let state = web::Data::new(AppState::new(settings, store));
+    let state = web::Data::new(AppState::new(settings, store, clock));
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new()
@@ -183,7 +259,13 @@ pub fn build_server(settings: Settings, store: Store, listener: TcpListener) -> 
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await?;
-                    log_line(&method, &path, &query, res.status().as_u16(), started.elapsed());
+                    log_line(
+                        &method,
+                        &path,
+                        &query,
+                        res.status().as_u16(),
+                        started.elapsed(),
+                    );
                     Ok(res)
                 }
             })
@@ -202,7 +284,9 @@ pub fn start(settings: Settings) -> Result<(Server, std::net::SocketAddr), Start
     let store = Store::open(&settings.storage)?;
     let bind = settings.server.bind.clone();
     let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
-    let addr = listener.local_addr().map_err(|e| StartError::Bind(bind, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(bind, e))?;
     if let Some(embedded) = store.embedded().cloned() {
         actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(Duration::from_secs(600));
@@ -214,5 +298,8 @@ pub fn start(settings: Settings) -> Result<(Server, std::net::SocketAddr), Start
             }
         });
     }
-    Ok((build_server(settings, store, listener)?, addr))
+    Ok((
+        build_server(settings, store, clock::Clock::default(), listener)?,
+        addr,
+    ))
 }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use doorman::settings::Settings;
 
 #[derive(Parser)]
-#[command(name = "doorman", version, about = "OAuth 2.1 authorization server for MCP clients and servers")]
+#[command(
+    name = "doorman",
+    version,
+    about = "OAuth 2.1 authorization server for MCP clients and servers"
+)]
 struct Cli {
     /// A settings file loaded after settings/default.toml and settings/{DOORMAN_ENV}.toml.
     #[arg(long, global = true, value_name = "FILE")]
@@ -22,12 +26,17 @@ enum Command {
     Serve,
     /// Validate the settings and print the effective issuer and endpoints.
     CheckConfig,
+    /// Read a password from standard input and print its argon2 hash for login.users.
+    HashPassword,
     /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
     Healthcheck,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::HashPassword)) {
+        return hash_password();
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let settings = match Settings::load(cli.config.as_deref(), None) {
         Ok(s) => s,
@@ -40,6 +49,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(settings),
         Command::CheckConfig => check_config(&settings),
         Command::Healthcheck => healthcheck(&settings),
+        Command::HashPassword => hash_password(),
     }
 }
 
@@ -50,7 +60,9 @@ fn serve(settings: Settings) -> ExitCode {
         let backend = format!("{:?}", settings.storage.backend).to_lowercase();
         let (server, addr) = doorman::start(settings)?;
         log::info!("doorman listening on http://{addr} (issuer {issuer}, storage {backend})");
-        server.await.map_err(|e| doorman::StartError::Bind(addr.to_string(), e))
+        server
+            .await
+            .map_err(|e| doorman::StartError::Bind(addr.to_string(), e))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,7 +81,12 @@ fn check_config(settings: &Settings) -> ExitCode {
     println!("metadata:               {}", ep.metadata);
     println!("authorization_endpoint: {}", ep.authorization);
     println!("token_endpoint:         {}", ep.token);
-    println!("registration_endpoint:  {}", ep.registration.as_deref().unwrap_or("(registration disabled)"));
+    println!(
+        "registration_endpoint:  {}",
+        ep.registration
+            .as_deref()
+            .unwrap_or("(registration disabled)")
+    );
     println!("storage:                {:?}", settings.storage.backend);
     ExitCode::SUCCESS
 }
@@ -86,5 +103,34 @@ fn healthcheck(settings: &Settings) -> ExitCode {
             Ok(buf.starts_with(b"HTTP/1.1 200"))
         })
         .unwrap_or(false);
-    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn hash_password() -> ExitCode {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let mut password = String::new();
+    if std::io::stdin().read_line(&mut password).is_err() {
+        eprintln!("doorman: cannot read the password from standard input");
+        return ExitCode::from(2);
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("doorman: the password is empty");
+        return ExitCode::from(2);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    match argon2::Argon2::default().hash_password(password.as_bytes(), &salt) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("doorman: hashing failed: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

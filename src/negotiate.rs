@@ -1,9 +1,9 @@
 //! Content negotiation as a route guard (RFC 9110 §12.5.1): HTML only when the client ranks
 //! `text/html` strictly above `application/json`.
 
+use actix_web::HttpMessage;
 use actix_web::guard::{Guard, GuardContext};
 use actix_web::http::header::{Accept, Header, Quality};
-use actix_web::HttpMessage;
 
 /// Routes a request to the HTML variant when the client ranks `text/html` above
 /// `application/json` (RFC 9110 §12.5.1). Missing, `*/*` or unparsable → not HTML.
@@ -11,7 +11,8 @@ pub struct PrefersHtml;
 
 impl Guard for PrefersHtml {
     fn check(&self, ctx: &GuardContext<'_>) -> bool {
-        ctx.header::<Accept>().is_some_and(|accept| prefers_html(&accept))
+        ctx.header::<Accept>()
+            .is_some_and(|accept| prefers_html(&accept))
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Settings {
     pub branding: Branding,
     pub scopes: Scopes,
     pub resources: Resources,
+    pub login: Login,
+    pub tokens: Tokens,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +97,38 @@ pub struct Resources {
     pub allowed: Vec<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginMode {
+    Password,
+    Dev,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub username: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub mode: LoginMode,
+    pub users: Vec<User>,
+    pub session_secret: String,
+    pub session_ttl: u64,
+    pub remember_consent_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tokens {
+    pub access_ttl: u64,
+    pub refresh_ttl: u64,
+    pub code_ttl: u64,
+}
+
 /// A settings problem, worded as the one line an operator reads at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -115,7 +149,8 @@ impl Settings {
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         if let Some(name) = env_map.get("DOORMAN_ENV").filter(|n| !n.is_empty()) {
-            builder = builder.add_source(File::with_name(&format!("settings/{name}")).required(false));
+            builder =
+                builder.add_source(File::with_name(&format!("settings/{name}")).required(false));
         }
         if let Some(path) = config_file {
             builder = builder.add_source(File::from(path).required(true));
@@ -152,44 +187,119 @@ impl Settings {
         let issuer = url::Url::parse(&self.issuer)
             .map_err(|e| invalid("issuer", &format!("not an absolute URL ({e})")))?;
         if !matches!(issuer.scheme(), "http" | "https") {
-            return Err(invalid("issuer", "must use https (or http on a loopback host)"));
+            return Err(invalid(
+                "issuer",
+                "must use https (or http on a loopback host)",
+            ));
         }
-        if issuer.query().is_some() || issuer.fragment().is_some() || self.issuer.contains(['?', '#']) {
+        if issuer.query().is_some()
+            || issuer.fragment().is_some()
+            || self.issuer.contains(['?', '#'])
+        {
             return Err(invalid("issuer", "must not have a query or a fragment"));
         }
         if self.issuer.ends_with('/') {
             return Err(invalid("issuer", "must not end with a slash"));
         }
         if issuer.scheme() == "http" && !crate::oauth::redirect_uri::is_loopback_host(&issuer) {
-            return Err(invalid("issuer", "http is allowed only on a loopback host; use https"));
+            return Err(invalid(
+                "issuer",
+                "http is allowed only on a loopback host; use https",
+            ));
         }
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid("server.bind", "expected an address and port like 127.0.0.1:8080"));
+            return Err(invalid(
+                "server.bind",
+                "expected an address and port like 127.0.0.1:8080",
+            ));
         }
         if self.storage.key_prefix.contains(['{', '}']) {
-            return Err(invalid("storage.key_prefix", "must not contain braces (Redis hash tags)"));
+            return Err(invalid(
+                "storage.key_prefix",
+                "must not contain braces (Redis hash tags)",
+            ));
         }
         if self.storage.timeout_ms == 0 {
             return Err(invalid("storage.timeout_ms", "must be greater than 0"));
         }
         if self.rate_limit.register_burst == 0 || self.rate_limit.register_period_ms == 0 {
-            return Err(invalid("rate_limit.register_burst", "burst and period must be greater than 0"));
+            return Err(invalid(
+                "rate_limit.register_burst",
+                "burst and period must be greater than 0",
+            ));
         }
         for scope in self.scopes.supported.iter().chain(&self.scopes.default) {
             if !crate::oauth::scope::is_scope_token(scope) {
-                return Err(invalid("scopes.supported", &format!("{scope:?} is not a valid scope token")));
+                return Err(invalid(
+                    "scopes.supported",
+                    &format!("{scope:?} is not a valid scope token"),
+                ));
             }
         }
-        if let Some(s) = self.scopes.default.iter().find(|s| !self.scopes.supported.contains(s)) {
-            return Err(invalid("scopes.default", &format!("{s:?} is not in scopes.supported")));
+        if let Some(s) = self
+            .scopes
+            .default
+            .iter()
+            .find(|s| !self.scopes.supported.contains(s))
+        {
+            return Err(invalid(
+                "scopes.default",
+                &format!("{s:?} is not in scopes.supported"),
+            ));
         }
         for r in &self.resources.allowed {
             if crate::oauth::resource::normalize(r).is_none() {
-                return Err(invalid("resources.allowed", &format!("{r:?} is not an absolute URI without fragment")));
+                return Err(invalid(
+                    "resources.allowed",
+                    &format!("{r:?} is not an absolute URI without fragment"),
+                ));
             }
         }
+        if self.login.mode == LoginMode::Dev
+            && !crate::oauth::redirect_uri::is_loopback_host(&issuer)
+        {
+            return Err(invalid(
+                "login.mode",
+                "dev sign-in is allowed only when the issuer is a loopback URL",
+            ));
+        }
+        if !self.login.session_secret.is_empty() && self.login.session_secret.len() < 32 {
+            return Err(invalid(
+                "login.session_secret",
+                "must be at least 32 characters (or empty)",
+            ));
+        }
+        for user in &self.login.users {
+            if user.username.is_empty() || argon2::PasswordHash::new(&user.password_hash).is_err() {
+                return Err(invalid(
+                    "login.users",
+                    &format!(
+                        "user {:?} needs a username and an argon2 PHC password_hash (doorman hash-password)",
+                        user.username
+                    ),
+                ));
+            }
+        }
+        if self.login.session_ttl == 0 {
+            return Err(invalid("login.session_ttl", "must be greater than 0"));
+        }
+        if self.tokens.code_ttl == 0 || self.tokens.code_ttl > 300 {
+            return Err(invalid(
+                "tokens.code_ttl",
+                "must be between 1 and 300 seconds",
+            ));
+        }
+        if self.tokens.access_ttl == 0 || self.tokens.refresh_ttl == 0 {
+            return Err(invalid(
+                "tokens.access_ttl",
+                "token lifetimes must be greater than 0",
+            ));
+        }
         if self.branding.logo.contains(['/', '\\']) {
-            return Err(invalid("branding.logo", "must be a file name inside server.static_dir"));
+            return Err(invalid(
+                "branding.logo",
+                "must be a file name inside server.static_dir",
+            ));
         }
         Ok(())
     }

@@ -57,7 +57,10 @@ pub fn body_problem(e: BodyError, code: ErrorCode) -> Problem {
     match e {
         BodyError::TooLarge => Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            OAuthError::new(code, format!("The request body is larger than {} KiB.", MAX_BODY / 1024)),
+            OAuthError::new(
+                code,
+                format!("The request body is larger than {} KiB.", MAX_BODY / 1024),
+            ),
         ),
         BodyError::Broken => Problem::new(
             StatusCode::BAD_REQUEST,
@@ -73,7 +76,10 @@ pub fn store_problem(e: &StoreError) -> Problem {
     match e {
         StoreError::Corrupt { .. } => Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            OAuthError::new(ErrorCode::ServerError, "A stored record could not be read; the operator has been told in the log."),
+            OAuthError::new(
+                ErrorCode::ServerError,
+                "A stored record could not be read; the operator has been told in the log.",
+            ),
         ),
         _ => Problem {
             retry_after: Some(RETRY_AFTER_SECS),

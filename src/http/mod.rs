@@ -4,6 +4,8 @@
 pub mod authorize;
 pub mod common;
 pub mod health;
+pub mod login;
 pub mod metadata;
 pub mod ratelimit;
 pub mod register;
+pub mod token;

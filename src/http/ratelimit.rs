@@ -26,8 +26,15 @@ impl KeyExtractor for ClientIp {
         PeerIpKeyExtractor.extract(req)
     }
 
-    fn exceed_rate_limit_response(&self, negative: &NotUntil<QuantaInstant>, mut response: HttpResponseBuilder) -> HttpResponse {
-        let wait = negative.wait_time_from(DefaultClock::default().now()).as_secs().max(1);
+    fn exceed_rate_limit_response(
+        &self,
+        negative: &NotUntil<QuantaInstant>,
+        mut response: HttpResponseBuilder,
+    ) -> HttpResponse {
+        let wait = negative
+            .wait_time_from(DefaultClock::default().now())
+            .as_secs()
+            .max(1);
         response
             .insert_header((header::RETRY_AFTER, wait.to_string()))
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -39,7 +46,10 @@ impl KeyExtractor for ClientIp {
 }
 
 /// The limiter for one route: `burst` requests at once, one more every `period`.
-pub fn config(burst: u32, period: Duration) -> Option<GovernorConfig<ClientIp, governor::middleware::NoOpMiddleware<QuantaInstant>>> {
+pub fn config(
+    burst: u32,
+    period: Duration,
+) -> Option<GovernorConfig<ClientIp, governor::middleware::NoOpMiddleware<QuantaInstant>>> {
     GovernorConfigBuilder::default()
         .key_extractor(ClientIp)
         .period(period)

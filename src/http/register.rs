@@ -6,7 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::http::common::{BodyError, body_problem, json_no_store, media_type, now, read_body, store_problem};
+use crate::http::common::{
+    BodyError, body_problem, json_no_store, media_type, now, read_body, store_problem,
+};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::register::{self, ClientMetadata, Field, MetadataInput, RegisterError};
@@ -25,7 +27,10 @@ pub struct Created {
 }
 
 /// Creates and stores a client; returns only after the store confirmed the write.
-pub async fn create_client(state: &AppState, metadata: ClientMetadata) -> Result<Created, StoreError> {
+pub async fn create_client(
+    state: &AppState,
+    metadata: ClientMetadata,
+) -> Result<Created, StoreError> {
     let client_secret = metadata.is_confidential().then(secret::random_token);
     let registration_access_token = secret::random_token();
     let issued_at = now();
@@ -36,14 +41,27 @@ pub async fn create_client(state: &AppState, metadata: ClientMetadata) -> Result
         registration_token_hash: secret::hash(&registration_access_token),
         metadata,
         issued_at,
-        expires_at: if ttl == 0 { 0 } else { issued_at.saturating_add(ttl) },
+        expires_at: if ttl == 0 {
+            0
+        } else {
+            issued_at.saturating_add(ttl)
+        },
     };
     state.store.put_client(&client).await?;
-    Ok(Created { client, client_secret, registration_access_token })
+    Ok(Created {
+        client,
+        client_secret,
+        registration_access_token,
+    })
 }
 
 /// The registration response (RFC 7591 §3.2.1): everything stored, plus the identifiers.
-fn client_document(state: &AppState, client: &Client, secret: Option<&str>, rat: Option<&str>) -> Value {
+fn client_document(
+    state: &AppState,
+    client: &Client,
+    secret: Option<&str>,
+    rat: Option<&str>,
+) -> Value {
     let mut doc = serde_json::to_value(&client.metadata).unwrap_or_else(|_| json!({}));
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("client_id".into(), json!(client.client_id));
@@ -57,7 +75,10 @@ fn client_document(state: &AppState, client: &Client, secret: Option<&str>, rat:
         if let Some(t) = rat {
             obj.insert("registration_access_token".into(), json!(t));
         }
-        obj.insert("registration_client_uri".into(), json!(registration_client_uri(state, &client.client_id)));
+        obj.insert(
+            "registration_client_uri".into(),
+            json!(registration_client_uri(state, &client.client_id)),
+        );
     }
     doc
 }
@@ -101,7 +122,10 @@ fn invalid_token(description: &str) -> HttpResponse {
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Whether the initial access token requirement (if any) is met.
@@ -111,31 +135,47 @@ fn initial_token_ok(state: &AppState, presented: Option<&str>) -> bool {
 }
 
 /// `POST /register` with a JSON body (RFC 7591 §3.1).
-pub async fn post_register(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+pub async fn post_register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
     if !state.settings.registration.enabled {
         return problem_json(&disabled());
     }
     if !initial_token_ok(&state, bearer(&req)) {
-        return invalid_token("This server requires an initial access token (Authorization: Bearer) to register clients.");
+        return invalid_token(
+            "This server requires an initial access token (Authorization: Bearer) to register clients.",
+        );
     }
     if media_type(&req) != "application/json" {
         return problem_json(&Problem::new(
             StatusCode::BAD_REQUEST,
-            OAuthError::new(ErrorCode::InvalidClientMetadata, "Send the client metadata as a JSON object with Content-Type: application/json."),
+            OAuthError::new(
+                ErrorCode::InvalidClientMetadata,
+                "Send the client metadata as a JSON object with Content-Type: application/json.",
+            ),
         ));
     }
     let body = match read_body(payload).await {
         Ok(b) => b,
         Err(e) => return problem_json(&body_problem(e, ErrorCode::InvalidClientMetadata)),
     };
-    let metadata = match register::parse_json(&body).and_then(|input| register::validate(input, &state.settings.scopes.supported)) {
+    let metadata = match register::parse_json(&body)
+        .and_then(|input| register::validate(input, &state.settings.scopes.supported))
+    {
         Ok(m) => m,
         Err(e) => return register_error_json(&e),
     };
     match create_client(&state, metadata).await {
         Ok(c) => json_no_store(
             StatusCode::CREATED,
-            &client_document(&state, &c.client, c.client_secret.as_deref(), Some(&c.registration_access_token)),
+            &client_document(
+                &state,
+                &c.client,
+                c.client_secret.as_deref(),
+                Some(&c.registration_access_token),
+            ),
         ),
         Err(e) => problem_json(&store_problem(&e)),
     }
@@ -153,18 +193,32 @@ pub async fn get_register_form(state: web::Data<AppState>) -> HttpResponse {
 fn form_page(state: &AppState, status: StatusCode, form: RegisterForm) -> HttpResponse {
     let mut res = html::builder(status);
     res.cookie(csrf_cookie(state, &form.csrf));
-    html::page(res, RegisterPage { c: &state.chrome, title: "Register an application", f: form })
+    html::page(
+        res,
+        RegisterPage {
+            c: &state.chrome,
+            title: "Register an application",
+            f: form,
+        },
+    )
 }
 
 /// `POST /register` from the HTML form (`application/x-www-form-urlencoded`, CSRF-protected).
-pub async fn post_register_form(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+pub async fn post_register_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
     if !form_enabled(&state) {
         return crate::render::Html::problem(&state, &disabled());
     }
     let body = match read_body(payload).await {
         Ok(b) => b,
         Err(e @ (BodyError::TooLarge | BodyError::Broken)) => {
-            return crate::render::Html::problem(&state, &body_problem(e, ErrorCode::InvalidClientMetadata));
+            return crate::render::Html::problem(
+                &state,
+                &body_problem(e, ErrorCode::InvalidClientMetadata),
+            );
         }
     };
     let params = Params::parse(&body);
@@ -189,14 +243,31 @@ pub async fn post_register_form(req: HttpRequest, state: web::Data<AppState>, pa
         return form_page(&state, StatusCode::FORBIDDEN, form);
     }
     if !initial_token_ok(&state, params.get("initial_access_token")) {
-        form.errors.general = Some("The initial access token is missing or wrong; ask the operator of this server for it.".into());
+        form.errors.general = Some(
+            "The initial access token is missing or wrong; ask the operator of this server for it."
+                .into(),
+        );
         return form_page(&state, StatusCode::UNAUTHORIZED, form);
     }
 
     let input = MetadataInput {
         client_name: Some(form.client_name.clone()),
-        redirect_uris: Some(form.redirect_uris.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()),
-        token_endpoint_auth_method: Some(if form.confidential { "client_secret_basic" } else { "none" }.into()),
+        redirect_uris: Some(
+            form.redirect_uris
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        token_endpoint_auth_method: Some(
+            if form.confidential {
+                "client_secret_basic"
+            } else {
+                "none"
+            }
+            .into(),
+        ),
         scope: Some(form.scope.clone()),
         ..Default::default()
     };
@@ -256,21 +327,33 @@ fn retry_link(state: &AppState, retry: &str, client_id: &str) -> Option<String> 
 }
 
 /// RFC 7592 §2: the client named in the path, if the bearer token is its registration token.
-async fn authorized_client(req: &HttpRequest, state: &AppState, client_id: &str) -> Result<Client, HttpResponse> {
+async fn authorized_client(
+    req: &HttpRequest,
+    state: &AppState,
+    client_id: &str,
+) -> Result<Client, HttpResponse> {
     let Some(token) = bearer(req) else {
-        return Err(invalid_token("Send the registration access token as Authorization: Bearer."));
+        return Err(invalid_token(
+            "Send the registration access token as Authorization: Bearer.",
+        ));
     };
     match state.store.client(client_id).await {
         Ok(Some(c)) if secret::verify(token, &c.registration_token_hash) => Ok(c),
         // RFC 7592 §2.1: an unknown client and a wrong token look the same.
-        Ok(_) => Err(invalid_token("The registration access token is not valid for this client.")),
+        Ok(_) => Err(invalid_token(
+            "The registration access token is not valid for this client.",
+        )),
         Err(e) => Err(problem_json(&store_problem(&e))),
     }
 }
 
 /// `GET /register/{client_id}` (RFC 7592 §2.1). Secrets are stored hashed, so they are not
 /// returned again.
-pub async fn get_client(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+pub async fn get_client(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
     match authorized_client(&req, &state, &path).await {
         Ok(c) => json_no_store(StatusCode::OK, &client_document(&state, &c, None, None)),
         Err(res) => res,
@@ -278,7 +361,12 @@ pub async fn get_client(req: HttpRequest, state: web::Data<AppState>, path: web:
 }
 
 /// `PUT /register/{client_id}` (RFC 7592 §2.2): replaces the metadata.
-pub async fn put_client(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>, payload: web::Payload) -> HttpResponse {
+pub async fn put_client(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
     let mut client = match authorized_client(&req, &state, &path).await {
         Ok(c) => c,
         Err(res) => return res,
@@ -286,7 +374,10 @@ pub async fn put_client(req: HttpRequest, state: web::Data<AppState>, path: web:
     if media_type(&req) != "application/json" {
         return problem_json(&Problem::new(
             StatusCode::BAD_REQUEST,
-            OAuthError::new(ErrorCode::InvalidClientMetadata, "Send the client metadata as JSON with Content-Type: application/json."),
+            OAuthError::new(
+                ErrorCode::InvalidClientMetadata,
+                "Send the client metadata as JSON with Content-Type: application/json.",
+            ),
         ));
     }
     let body = match read_body(payload).await {
@@ -298,26 +389,40 @@ pub async fn put_client(req: HttpRequest, state: web::Data<AppState>, path: web:
         Err(e) => {
             return problem_json(&Problem::new(
                 StatusCode::BAD_REQUEST,
-                OAuthError::new(ErrorCode::InvalidClientMetadata, format!("The request body is not valid JSON ({e}).")),
+                OAuthError::new(
+                    ErrorCode::InvalidClientMetadata,
+                    format!("The request body is not valid JSON ({e})."),
+                ),
             ));
         }
     };
     if value.get("client_id").and_then(Value::as_str) != Some(client.client_id.as_str()) {
         return problem_json(&Problem::new(
             StatusCode::BAD_REQUEST,
-            OAuthError::new(ErrorCode::InvalidClientMetadata, "The body's client_id must equal the client being updated (RFC 7592 §2.2)."),
+            OAuthError::new(
+                ErrorCode::InvalidClientMetadata,
+                "The body's client_id must equal the client being updated (RFC 7592 §2.2).",
+            ),
         ));
     }
     if let Some(sent) = value.get("client_secret").and_then(Value::as_str) {
-        let matches = client.secret_hash.as_deref().is_some_and(|h| secret::verify(sent, h));
+        let matches = client
+            .secret_hash
+            .as_deref()
+            .is_some_and(|h| secret::verify(sent, h));
         if !matches {
             return problem_json(&Problem::new(
                 StatusCode::BAD_REQUEST,
-                OAuthError::new(ErrorCode::InvalidClientMetadata, "The client_secret in the body does not match this client's secret."),
+                OAuthError::new(
+                    ErrorCode::InvalidClientMetadata,
+                    "The client_secret in the body does not match this client's secret.",
+                ),
             ));
         }
     }
-    let metadata = match register::parse_json(&body).and_then(|i| register::validate(i, &state.settings.scopes.supported)) {
+    let metadata = match register::parse_json(&body)
+        .and_then(|i| register::validate(i, &state.settings.scopes.supported))
+    {
         Ok(m) => m,
         Err(e) => return register_error_json(&e),
     };
@@ -333,13 +438,20 @@ pub async fn put_client(req: HttpRequest, state: web::Data<AppState>, path: web:
     }
     client.metadata = metadata;
     match state.store.put_client(&client).await {
-        Ok(()) => json_no_store(StatusCode::OK, &client_document(&state, &client, new_secret.as_deref(), None)),
+        Ok(()) => json_no_store(
+            StatusCode::OK,
+            &client_document(&state, &client, new_secret.as_deref(), None),
+        ),
         Err(e) => problem_json(&store_problem(&e)),
     }
 }
 
 /// `DELETE /register/{client_id}` (RFC 7592 §2.3): 204.
-pub async fn delete_client(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+pub async fn delete_client(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
     let client = match authorized_client(&req, &state, &path).await {
         Ok(c) => c,
         Err(res) => return res,

@@ -37,7 +37,10 @@ impl UnknownReason {
 
 /// What the server knows about the client named in the request.
 pub enum ClientLookup<'a> {
-    Found { metadata: &'a ClientMetadata, expires_at: u64 },
+    Found {
+        metadata: &'a ClientMetadata,
+        expires_at: u64,
+    },
     NotFound,
 }
 
@@ -50,7 +53,7 @@ pub struct Policy<'a> {
 }
 
 /// A request that passed every check of steps 1–4; sign-in and consent come next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ValidRequest {
     pub client_id: String,
     pub redirect_uri: String,
@@ -68,9 +71,16 @@ pub enum Outcome {
     /// Answered directly, never redirected (steps 1 and 3).
     Direct(OAuthError),
     /// The client is not known (step 2).
-    Unregistered { client_id: String, reason: UnknownReason },
+    Unregistered {
+        client_id: String,
+        reason: UnknownReason,
+    },
     /// Redirected to the validated redirect URI (step 4).
-    RedirectError { redirect_uri: String, error: OAuthError, state: Option<String> },
+    RedirectError {
+        redirect_uri: String,
+        error: OAuthError,
+        state: Option<String>,
+    },
     /// All checks passed.
     Valid(ValidRequest),
 }
@@ -78,7 +88,10 @@ pub enum Outcome {
 /// Step 1: the client_id, or the direct error.
 pub fn client_id(params: &Params) -> Result<&str, OAuthError> {
     if params.is_repeated("client_id") {
-        return Err(OAuthError::new(ErrorCode::InvalidRequest, "The client_id parameter was sent more than once."));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "The client_id parameter was sent more than once.",
+        ));
     }
     params
         .get("client_id")
@@ -86,15 +99,31 @@ pub fn client_id(params: &Params) -> Result<&str, OAuthError> {
 }
 
 /// Steps 2–4, given the lookup result of step 2 and the current time.
-pub fn validate(params: &Params, client_id: &str, lookup: ClientLookup<'_>, policy: &Policy<'_>, now: u64) -> Outcome {
+pub fn validate(
+    params: &Params,
+    client_id: &str,
+    lookup: ClientLookup<'_>,
+    policy: &Policy<'_>,
+    now: u64,
+) -> Outcome {
     // Step 2: decided before any other parameter is looked at.
     let metadata = match lookup {
         ClientLookup::NotFound => {
-            let reason = if policy.registration_enabled { UnknownReason::Unknown } else { UnknownReason::RegistrationDisabled };
-            return Outcome::Unregistered { client_id: client_id.to_owned(), reason };
+            let reason = if policy.registration_enabled {
+                UnknownReason::Unknown
+            } else {
+                UnknownReason::RegistrationDisabled
+            };
+            return Outcome::Unregistered {
+                client_id: client_id.to_owned(),
+                reason,
+            };
         }
         ClientLookup::Found { expires_at, .. } if expires_at != 0 && expires_at <= now => {
-            return Outcome::Unregistered { client_id: client_id.to_owned(), reason: UnknownReason::Expired };
+            return Outcome::Unregistered {
+                client_id: client_id.to_owned(),
+                reason: UnknownReason::Expired,
+            };
         }
         ClientLookup::Found { metadata, .. } => metadata,
     };
@@ -102,7 +131,10 @@ pub fn validate(params: &Params, client_id: &str, lookup: ClientLookup<'_>, poli
     // Step 3: the redirect URI, or a direct error. Never redirect to an unvalidated URI
     // (RFC 6749 §4.1.2.1).
     if params.is_repeated("redirect_uri") {
-        return Outcome::Direct(OAuthError::new(ErrorCode::InvalidRequest, "The redirect_uri parameter was sent more than once."));
+        return Outcome::Direct(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "The redirect_uri parameter was sent more than once.",
+        ));
     }
     let (redirect_uri, redirect_uri_sent) = match params.get("redirect_uri") {
         Some(requested) => match redirect_uri::find_match(requested, &metadata.redirect_uris) {
@@ -133,20 +165,35 @@ pub fn validate(params: &Params, client_id: &str, lookup: ClientLookup<'_>, poli
 
     // Step 4: errors from here on are redirected with state and iss.
     let state = params.get("state").map(str::to_owned);
-    let redirect = |code: ErrorCode, description: String, state: Option<String>| Outcome::RedirectError {
-        redirect_uri: redirect_uri.clone(),
-        error: OAuthError::new(code, description),
-        state,
-    };
+    let redirect =
+        |code: ErrorCode, description: String, state: Option<String>| Outcome::RedirectError {
+            redirect_uri: redirect_uri.clone(),
+            error: OAuthError::new(code, description),
+            state,
+        };
     if state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
-        return redirect(ErrorCode::InvalidRequest, format!("The state parameter is longer than {MAX_STATE} bytes."), None);
+        return redirect(
+            ErrorCode::InvalidRequest,
+            format!("The state parameter is longer than {MAX_STATE} bytes."),
+            None,
+        );
     }
     if let Some(name) = params.first_repeated() {
-        return redirect(ErrorCode::InvalidRequest, format!("The {name} parameter was sent more than once."), state);
+        return redirect(
+            ErrorCode::InvalidRequest,
+            format!("The {name} parameter was sent more than once."),
+            state,
+        );
     }
     match params.get("response_type") {
         Some("code") => {}
-        None => return redirect(ErrorCode::InvalidRequest, "The response_type parameter is required; use \"code\".".into(), state),
+        None => {
+            return redirect(
+                ErrorCode::InvalidRequest,
+                "The response_type parameter is required; use \"code\".".into(),
+                state,
+            );
+        }
         Some(other) => {
             return redirect(
                 ErrorCode::UnsupportedResponseType,
@@ -172,7 +219,11 @@ pub fn validate(params: &Params, client_id: &str, lookup: ClientLookup<'_>, poli
             );
         }
         None => {
-            return redirect(ErrorCode::InvalidRequest, "PKCE is required: send code_challenge and code_challenge_method=S256.".into(), state);
+            return redirect(
+                ErrorCode::InvalidRequest,
+                "PKCE is required: send code_challenge and code_challenge_method=S256.".into(),
+                state,
+            );
         }
     };
     match params.get("code_challenge_method") {
@@ -196,7 +247,11 @@ pub fn validate(params: &Params, client_id: &str, lookup: ClientLookup<'_>, poli
                 }
             }
             Some(_) => {
-                return redirect(ErrorCode::InvalidTarget, format!("This server does not issue tokens for the resource {r:?}."), state);
+                return redirect(
+                    ErrorCode::InvalidTarget,
+                    format!("This server does not issue tokens for the resource {r:?}."),
+                    state,
+                );
             }
             None => {
                 return redirect(
@@ -214,7 +269,11 @@ pub fn validate(params: &Params, client_id: &str, lookup: ClientLookup<'_>, poli
         },
         1 => normalized.pop(),
         _ => {
-            return redirect(ErrorCode::InvalidTarget, "Only one resource may be requested per authorization.".into(), state);
+            return redirect(
+                ErrorCode::InvalidTarget,
+                "Only one resource may be requested per authorization.".into(),
+                state,
+            );
         }
     };
 
@@ -227,7 +286,10 @@ pub fn validate(params: &Params, client_id: &str, lookup: ClientLookup<'_>, poli
         if !scope::split(requested_scope).is_empty() && policy.default_scopes.is_empty() {
             return redirect(
                 ErrorCode::InvalidScope,
-                format!("None of the requested scopes can be granted; this server supports: {}.", policy.supported_scopes.join(" ")),
+                format!(
+                    "None of the requested scopes can be granted; this server supports: {}.",
+                    policy.supported_scopes.join(" ")
+                ),
                 state,
             );
         }
@@ -246,12 +308,20 @@ pub fn validate(params: &Params, client_id: &str, lookup: ClientLookup<'_>, poli
 }
 
 fn registered_list(uris: &[String]) -> String {
-    uris.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ")
+    uris.iter()
+        .map(|u| format!("{u:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Builds the redirect for an authorization response: the validated URI plus `params`, plus
 /// `state` verbatim when present and `iss` (RFC 9207). Built with `Url`, never concatenation.
-pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)], state: Option<&str>, issuer: &str) -> Option<String> {
+pub fn redirect_url(
+    redirect_uri: &str,
+    params: &[(&str, &str)],
+    state: Option<&str>,
+    issuer: &str,
+) -> Option<String> {
     let mut url = Url::parse(redirect_uri).ok()?;
     {
         let mut q = url.query_pairs_mut();
@@ -283,7 +353,12 @@ mod tests {
     }
 
     fn policy<'a>(supported: &'a [String], default: &'a [String]) -> Policy<'a> {
-        Policy { registration_enabled: true, supported_scopes: supported, default_scopes: default, allowed_resources: &[] }
+        Policy {
+            registration_enabled: true,
+            supported_scopes: supported,
+            default_scopes: default,
+            allowed_resources: &[],
+        }
     }
 
     fn run(query: &str, m: &ClientMetadata, expires_at: u64, now: u64) -> Outcome {
@@ -291,7 +366,16 @@ mod tests {
         let default = vec!["mcp".to_owned()];
         let params = Params::parse(query.as_bytes());
         let id = client_id(&params).unwrap();
-        validate(&params, id, ClientLookup::Found { metadata: m, expires_at }, &policy(&supported, &default), now)
+        validate(
+            &params,
+            id,
+            ClientLookup::Found {
+                metadata: m,
+                expires_at,
+            },
+            &policy(&supported, &default),
+            now,
+        )
     }
 
     #[test]
@@ -299,24 +383,45 @@ mod tests {
         let params = Params::parse(b"client_id=x&response_type=token&redirect_uri=javascript:1");
         let out = validate(&params, "x", ClientLookup::NotFound, &policy(&[], &[]), 0);
 
-        assert_eq!(out, Outcome::Unregistered { client_id: "x".into(), reason: UnknownReason::Unknown });
+        assert_eq!(
+            out,
+            Outcome::Unregistered {
+                client_id: "x".into(),
+                reason: UnknownReason::Unknown
+            }
+        );
     }
 
     #[test]
     fn lapsed_registration_is_expired() {
         let m = metadata(&["http://localhost/cb"]);
 
-        assert!(matches!(run("client_id=c", &m, 100, 100), Outcome::Unregistered { reason: UnknownReason::Expired, .. }));
-        assert!(!matches!(run("client_id=c", &m, 101, 100), Outcome::Unregistered { .. }));
+        assert!(matches!(
+            run("client_id=c", &m, 100, 100),
+            Outcome::Unregistered {
+                reason: UnknownReason::Expired,
+                ..
+            }
+        ));
+        assert!(!matches!(
+            run("client_id=c", &m, 101, 100),
+            Outcome::Unregistered { .. }
+        ));
     }
 
     #[test]
     fn bad_redirect_uri_is_direct_and_names_registered_uris() {
         let m = metadata(&["http://localhost/cb", "https://app.example/cb"]);
 
-        let Outcome::Direct(e) = run("client_id=c&redirect_uri=https://evil.example/cb", &m, 0, 0) else { panic!() };
+        let Outcome::Direct(e) = run("client_id=c&redirect_uri=https://evil.example/cb", &m, 0, 0)
+        else {
+            panic!()
+        };
         assert!(e.description.contains("https://app.example/cb"));
-        assert!(matches!(run("client_id=c", &m, 0, 0), Outcome::Direct(_)), "omitted with two registered");
+        assert!(
+            matches!(run("client_id=c", &m, 0, 0), Outcome::Direct(_)),
+            "omitted with two registered"
+        );
     }
 
     #[test]
@@ -327,15 +432,38 @@ mod tests {
         let cases = [
             ("&response_type=token", ErrorCode::UnsupportedResponseType),
             ("&response_type=code", ErrorCode::InvalidRequest),
-            (&format!("&response_type=code&code_challenge={CHALLENGE}&code_challenge_method=plain"), ErrorCode::InvalidRequest),
-            ("&response_type=code&code_challenge=short", ErrorCode::InvalidRequest),
-            (&format!("&response_type=code&code_challenge={CHALLENGE}&resource=https://x/%23f"), ErrorCode::InvalidTarget),
-            (&format!("&response_type=code&code_challenge={CHALLENGE}&resource=http://example.com/"), ErrorCode::InvalidTarget),
-            (&format!("&response_type=code&code_challenge={CHALLENGE}&state=again"), ErrorCode::InvalidRequest),
+            (
+                &format!(
+                    "&response_type=code&code_challenge={CHALLENGE}&code_challenge_method=plain"
+                ),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                "&response_type=code&code_challenge=short",
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                &format!("&response_type=code&code_challenge={CHALLENGE}&resource=https://x/%23f"),
+                ErrorCode::InvalidTarget,
+            ),
+            (
+                &format!(
+                    "&response_type=code&code_challenge={CHALLENGE}&resource=http://example.com/"
+                ),
+                ErrorCode::InvalidTarget,
+            ),
+            (
+                &format!("&response_type=code&code_challenge={CHALLENGE}&state=again"),
+                ErrorCode::InvalidRequest,
+            ),
         ];
         for (extra, code) in cases {
             match run(&format!("{base}{extra}"), &m, 0, 0) {
-                Outcome::RedirectError { error, redirect_uri, state } => {
+                Outcome::RedirectError {
+                    error,
+                    redirect_uri,
+                    state,
+                } => {
                     assert_eq!(error.code, code, "{extra}");
                     assert_eq!(redirect_uri, "http://localhost:9/cb");
                     if code != ErrorCode::InvalidRequest || !extra.contains("again") {
@@ -351,7 +479,16 @@ mod tests {
     fn valid_request_narrows_scopes_and_uses_single_registered_uri() {
         let m = metadata(&["http://localhost/cb"]);
 
-        let Outcome::Valid(v) = run(&format!("client_id=c&response_type=code&code_challenge={CHALLENGE}&scope=openid%20mcp&resource=HTTPS://MCP.example.com"), &m, 0, 0) else { panic!() };
+        let Outcome::Valid(v) = run(
+            &format!(
+                "client_id=c&response_type=code&code_challenge={CHALLENGE}&scope=openid%20mcp&resource=HTTPS://MCP.example.com"
+            ),
+            &m,
+            0,
+            0,
+        ) else {
+            panic!()
+        };
         assert_eq!(v.redirect_uri, "http://localhost/cb");
         assert!(!v.redirect_uri_sent);
         assert_eq!(v.scopes, vec!["mcp"]);
@@ -360,8 +497,17 @@ mod tests {
 
     #[test]
     fn redirect_keeps_existing_query_and_adds_iss() {
-        let url = redirect_url("https://app.example/cb?x=1", &[("code", "abc")], Some("a&b=c"), "https://as.example").unwrap();
+        let url = redirect_url(
+            "https://app.example/cb?x=1",
+            &[("code", "abc")],
+            Some("a&b=c"),
+            "https://as.example",
+        )
+        .unwrap();
 
-        assert_eq!(url, "https://app.example/cb?x=1&code=abc&state=a%26b%3Dc&iss=https%3A%2F%2Fas.example");
+        assert_eq!(
+            url,
+            "https://app.example/cb?x=1&code=abc&state=a%26b%3Dc&iss=https%3A%2F%2Fas.example"
+        );
     }
 }

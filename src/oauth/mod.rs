@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod errors;
+pub mod grants;
 pub mod params;
 pub mod pkce;
 pub mod redirect_uri;

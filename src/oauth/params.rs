@@ -15,8 +15,8 @@ impl Params {
     /// Parses a query string or form body. Invalid percent-encoding or UTF-8 is replaced, not
     /// fatal: the value then simply fails validation later with a proper OAuth error.
     pub fn parse(input: &[u8]) -> Self {
-        let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(input)
-            .unwrap_or_else(|_| {
+        let pairs =
+            serde_urlencoded::from_bytes::<Vec<(String, String)>>(input).unwrap_or_else(|_| {
                 url::form_urlencoded::parse(input)
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
                     .collect()
@@ -67,7 +67,8 @@ mod tests {
 
     #[test]
     fn duplicates_are_detected_and_empty_values_are_absent() {
-        let p = Params::parse(b"client_id=a&scope=&state=x%20y&client_id=b&resource=r1&resource=r2");
+        let p =
+            Params::parse(b"client_id=a&scope=&state=x%20y&client_id=b&resource=r1&resource=r2");
 
         assert_eq!(p.get("client_id"), Some("a"));
         assert_eq!(p.get("scope"), None);

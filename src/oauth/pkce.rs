@@ -40,6 +40,9 @@ mod tests {
         assert!(is_valid_challenge_or_verifier(&"a".repeat(43)));
         assert!(is_valid_challenge_or_verifier(&"a".repeat(128)));
         assert!(!is_valid_challenge_or_verifier(&"a".repeat(129)));
-        assert!(!is_valid_challenge_or_verifier(&format!("{}+", "a".repeat(43))));
+        assert!(!is_valid_challenge_or_verifier(&format!(
+            "{}+",
+            "a".repeat(43)
+        )));
     }
 }

@@ -31,18 +31,29 @@ pub fn validate_for_registration(raw: &str) -> Result<UriKind, String> {
     if raw.len() > MAX_LEN {
         return Err(format!("a redirect URI is longer than {MAX_LEN} bytes"));
     }
-    if raw.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
-        return Err(format!("redirect URI {raw:?} contains spaces, control characters or backslashes"));
+    if raw
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return Err(format!(
+            "redirect URI {raw:?} contains spaces, control characters or backslashes"
+        ));
     }
     if raw.contains('#') {
         return Err(format!("redirect URI {raw:?} must not contain a fragment"));
     }
-    let url = Url::parse(raw).map_err(|_| format!("redirect URI {raw:?} is not an absolute URI"))?;
+    let url =
+        Url::parse(raw).map_err(|_| format!("redirect URI {raw:?} is not an absolute URI"))?;
     if !url.username().is_empty() || url.password().is_some() || has_raw_userinfo(raw) {
-        return Err(format!("redirect URI {raw:?} must not contain user information"));
+        return Err(format!(
+            "redirect URI {raw:?} must not contain user information"
+        ));
     }
     let scheme = url.scheme();
-    if matches!(scheme, "javascript" | "data" | "file" | "vbscript" | "blob" | "about" | "ftp" | "ws" | "wss") {
+    if matches!(
+        scheme,
+        "javascript" | "data" | "file" | "vbscript" | "blob" | "about" | "ftp" | "ws" | "wss"
+    ) {
         return Err(format!("redirect URI scheme {scheme:?} is not allowed"));
     }
     match scheme {
@@ -107,20 +118,50 @@ mod tests {
 
     #[test]
     fn loopback_registrations_match_any_port_with_same_host_and_path() {
-        let registered = regs(&["http://localhost/callback", "http://127.0.0.1:3334/oauth/callback", "http://[::1]/cb"]);
+        let registered = regs(&[
+            "http://localhost/callback",
+            "http://127.0.0.1:3334/oauth/callback",
+            "http://[::1]/cb",
+        ]);
 
-        assert_eq!(find_match("http://localhost:49152/callback", &registered), Some("http://localhost/callback"));
-        assert_eq!(find_match("http://127.0.0.1:5000/oauth/callback", &registered), Some("http://127.0.0.1:3334/oauth/callback"));
-        assert_eq!(find_match("http://[::1]:8000/cb", &registered), Some("http://[::1]/cb"));
-        assert_eq!(find_match("http://127.0.0.1:5000/callback", &registered), None, "host must be equal");
-        assert_eq!(find_match("http://localhost:5000/callback/", &registered), None, "path must be equal");
-        assert_eq!(find_match("http://localhost:5000/x/../callback", &registered), None);
-        assert_eq!(find_match("http://localhost:5000/callback?x=1", &registered), None);
+        assert_eq!(
+            find_match("http://localhost:49152/callback", &registered),
+            Some("http://localhost/callback")
+        );
+        assert_eq!(
+            find_match("http://127.0.0.1:5000/oauth/callback", &registered),
+            Some("http://127.0.0.1:3334/oauth/callback")
+        );
+        assert_eq!(
+            find_match("http://[::1]:8000/cb", &registered),
+            Some("http://[::1]/cb")
+        );
+        assert_eq!(
+            find_match("http://127.0.0.1:5000/callback", &registered),
+            None,
+            "host must be equal"
+        );
+        assert_eq!(
+            find_match("http://localhost:5000/callback/", &registered),
+            None,
+            "path must be equal"
+        );
+        assert_eq!(
+            find_match("http://localhost:5000/x/../callback", &registered),
+            None
+        );
+        assert_eq!(
+            find_match("http://localhost:5000/callback?x=1", &registered),
+            None
+        );
     }
 
     #[test]
     fn other_uris_match_only_exactly() {
-        let registered = regs(&["https://app.example.com/cb", "cursor://anysphere.cursor-mcp/oauth/callback"]);
+        let registered = regs(&[
+            "https://app.example.com/cb",
+            "cursor://anysphere.cursor-mcp/oauth/callback",
+        ]);
 
         assert!(find_match("https://app.example.com/cb", &registered).is_some());
         assert!(find_match("https://app.example.com:443/cb", &registered).is_none());
@@ -145,7 +186,10 @@ mod tests {
             "https:\\\\evil.example\\cb",
             "https://example.com/a b",
         ] {
-            assert!(validate_for_registration(bad).is_err(), "{bad} must be refused");
+            assert!(
+                validate_for_registration(bad).is_err(),
+                "{bad} must be refused"
+            );
         }
     }
 
@@ -156,7 +200,10 @@ mod tests {
             ("http://localhost:6274/oauth/callback", UriKind::Native),
             ("http://127.0.0.1/", UriKind::Native),
             ("http://[::1]/oauth_callback", UriKind::Native),
-            ("cursor://anysphere.cursor-mcp/oauth/callback", UriKind::Native),
+            (
+                "cursor://anysphere.cursor-mcp/oauth/callback",
+                UriKind::Native,
+            ),
             ("claude://claude.ai/mcp-auth-callback/sdk", UriKind::Native),
             ("com.example.app:/oauth2redirect", UriKind::Native),
         ] {

@@ -118,18 +118,30 @@ const MAX_SCOPE: usize = 2000;
 /// Parses a JSON registration body; malformed JSON is `invalid_client_metadata`, never a 500.
 pub fn parse_json(body: &[u8]) -> Result<MetadataInput, RegisterError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        RegisterError::metadata(Field::Other, format!("the request body is not valid JSON ({e})"))
+        RegisterError::metadata(
+            Field::Other,
+            format!("the request body is not valid JSON ({e})"),
+        )
     })?;
     if !value.is_object() {
-        return Err(RegisterError::metadata(Field::Other, "the request body must be a JSON object"));
+        return Err(RegisterError::metadata(
+            Field::Other,
+            "the request body must be a JSON object",
+        ));
     }
     serde_json::from_value(value).map_err(|e| {
-        RegisterError::metadata(Field::Other, format!("a client metadata member has the wrong type ({e})"))
+        RegisterError::metadata(
+            Field::Other,
+            format!("a client metadata member has the wrong type ({e})"),
+        )
     })
 }
 
 /// Validates and normalises client metadata. `supported_scopes` narrows `scope` (§9).
-pub fn validate(input: MetadataInput, supported_scopes: &[String]) -> Result<ClientMetadata, RegisterError> {
+pub fn validate(
+    input: MetadataInput,
+    supported_scopes: &[String],
+) -> Result<ClientMetadata, RegisterError> {
     let auth_method = match input.token_endpoint_auth_method.as_deref() {
         None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
         Some("client_secret_post") => AuthMethod::ClientSecretPost,
@@ -137,7 +149,9 @@ pub fn validate(input: MetadataInput, supported_scopes: &[String]) -> Result<Cli
         Some(other) => {
             return Err(RegisterError::metadata(
                 Field::ClientType,
-                format!("token_endpoint_auth_method {other:?} is not supported; use none, client_secret_basic or client_secret_post"),
+                format!(
+                    "token_endpoint_auth_method {other:?} is not supported; use none, client_secret_basic or client_secret_post"
+                ),
             ));
         }
     };
@@ -147,7 +161,11 @@ pub fn validate(input: MetadataInput, supported_scopes: &[String]) -> Result<Cli
         .grant_types
         .unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.into(), GRANT_REFRESH_TOKEN.into()]);
     let mut grant_types: Vec<String> = Vec::new();
-    for g in [GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, GRANT_CLIENT_CREDENTIALS] {
+    for g in [
+        GRANT_AUTHORIZATION_CODE,
+        GRANT_REFRESH_TOKEN,
+        GRANT_CLIENT_CREDENTIALS,
+    ] {
         let public_cc = g == GRANT_CLIENT_CREDENTIALS && auth_method == AuthMethod::None;
         if requested_grants.iter().any(|r| r == g) && !public_cc {
             grant_types.push(g.to_owned());
@@ -183,10 +201,14 @@ pub fn validate(input: MetadataInput, supported_scopes: &[String]) -> Result<Cli
 
     let redirect_uris = input.redirect_uris.unwrap_or_default();
     if has_code && redirect_uris.is_empty() {
-        return Err(RegisterError::redirect("redirect_uris is required and must list at least one URI"));
+        return Err(RegisterError::redirect(
+            "redirect_uris is required and must list at least one URI",
+        ));
     }
     if redirect_uris.len() > MAX_REDIRECT_URIS {
-        return Err(RegisterError::redirect(format!("at most {MAX_REDIRECT_URIS} redirect URIs may be registered")));
+        return Err(RegisterError::redirect(format!(
+            "at most {MAX_REDIRECT_URIS} redirect URIs may be registered"
+        )));
     }
     let mut any_native = false;
     for uri in &redirect_uris {
@@ -209,7 +231,10 @@ pub fn validate(input: MetadataInput, supported_scopes: &[String]) -> Result<Cli
         }
     };
 
-    let text = |name: &str, value: Option<String>, field: Field| -> Result<Option<String>, RegisterError> {
+    let text = |name: &str,
+                value: Option<String>,
+                field: Field|
+     -> Result<Option<String>, RegisterError> {
         match value {
             Some(v) if v.chars().count() > MAX_TEXT => Err(RegisterError::metadata(
                 field,
@@ -224,23 +249,34 @@ pub fn validate(input: MetadataInput, supported_scopes: &[String]) -> Result<Cli
         }
     };
     let web_uri = |name: &str, value: Option<String>| -> Result<Option<String>, RegisterError> {
-        let Some(v) = value.filter(|v| !v.is_empty()) else { return Ok(None) };
+        let Some(v) = value.filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
         let ok = v.len() <= MAX_URI
             && url::Url::parse(&v).is_ok_and(|u| {
-                u.scheme() == "https" || (u.scheme() == "http" && redirect_uri::is_loopback_host(&u))
+                u.scheme() == "https"
+                    || (u.scheme() == "http" && redirect_uri::is_loopback_host(&u))
             });
         if ok {
             Ok(Some(v))
         } else {
-            Err(RegisterError::metadata(Field::Other, format!("{name} must be an https URL of at most {MAX_URI} bytes")))
+            Err(RegisterError::metadata(
+                Field::Other,
+                format!("{name} must be an https URL of at most {MAX_URI} bytes"),
+            ))
         }
     };
 
     let scope = match input.scope {
         Some(s) if s.len() > MAX_SCOPE => {
-            return Err(RegisterError::metadata(Field::Scope, format!("scope is longer than {MAX_SCOPE} bytes")));
+            return Err(RegisterError::metadata(
+                Field::Scope,
+                format!("scope is longer than {MAX_SCOPE} bytes"),
+            ));
         }
-        Some(s) => Some(scope::join(&scope::narrow(&s, supported_scopes))).filter(|s| !s.is_empty()),
+        Some(s) => {
+            Some(scope::join(&scope::narrow(&s, supported_scopes))).filter(|s| !s.is_empty())
+        }
         None => None,
     };
 
@@ -248,7 +284,9 @@ pub fn validate(input: MetadataInput, supported_scopes: &[String]) -> Result<Cli
     if contacts.len() > MAX_CONTACTS || contacts.iter().any(|c| c.len() > MAX_TEXT) {
         return Err(RegisterError::metadata(
             Field::Other,
-            format!("contacts may list at most {MAX_CONTACTS} addresses of at most {MAX_TEXT} bytes"),
+            format!(
+                "contacts may list at most {MAX_CONTACTS} addresses of at most {MAX_TEXT} bytes"
+            ),
         ));
     }
 
@@ -284,7 +322,11 @@ mod tests {
 
     #[test]
     fn defaults_follow_rfc7591() {
-        let m = validate(input(r#"{"redirect_uris":["https://app.example/cb"]}"#), &supported()).unwrap();
+        let m = validate(
+            input(r#"{"redirect_uris":["https://app.example/cb"]}"#),
+            &supported(),
+        )
+        .unwrap();
 
         assert_eq!(m.grant_types, vec!["authorization_code", "refresh_token"]);
         assert_eq!(m.response_types, vec!["code"]);
@@ -307,8 +349,16 @@ mod tests {
 
     #[test]
     fn unsupported_scopes_are_dropped_and_empty_scope_is_absent() {
-        let narrowed = validate(input(r#"{"redirect_uris":["http://localhost/"],"scope":"openid mcp"}"#), &supported()).unwrap();
-        let empty = validate(input(r#"{"redirect_uris":["http://localhost/"],"scope":""}"#), &supported()).unwrap();
+        let narrowed = validate(
+            input(r#"{"redirect_uris":["http://localhost/"],"scope":"openid mcp"}"#),
+            &supported(),
+        )
+        .unwrap();
+        let empty = validate(
+            input(r#"{"redirect_uris":["http://localhost/"],"scope":""}"#),
+            &supported(),
+        )
+        .unwrap();
 
         assert_eq!(narrowed.scope.as_deref(), Some("mcp"));
         assert_eq!(empty.scope, None);
@@ -319,18 +369,52 @@ mod tests {
         let cases = [
             (r#"{}"#, ErrorCode::InvalidRedirectUri),
             (r#"{"redirect_uris":[]}"#, ErrorCode::InvalidRedirectUri),
-            (r#"{"redirect_uris":["javascript:alert(1)"]}"#, ErrorCode::InvalidRedirectUri),
-            (r#"{"redirect_uris":["http://localhost/"],"response_types":["token"]}"#, ErrorCode::InvalidClientMetadata),
-            (r#"{"redirect_uris":["http://localhost/"],"token_endpoint_auth_method":"private_key_jwt"}"#, ErrorCode::InvalidClientMetadata),
-            (r#"{"redirect_uris":["http://localhost/"],"grant_types":["implicit"]}"#, ErrorCode::InvalidClientMetadata),
-            (r#"{"redirect_uris":["http://localhost/"],"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}"#, ErrorCode::InvalidClientMetadata),
-            (r#"{"redirect_uris":["http://localhost/"],"application_type":"desktop"}"#, ErrorCode::InvalidClientMetadata),
+            (
+                r#"{"redirect_uris":["javascript:alert(1)"]}"#,
+                ErrorCode::InvalidRedirectUri,
+            ),
+            (
+                r#"{"redirect_uris":["http://localhost/"],"response_types":["token"]}"#,
+                ErrorCode::InvalidClientMetadata,
+            ),
+            (
+                r#"{"redirect_uris":["http://localhost/"],"token_endpoint_auth_method":"private_key_jwt"}"#,
+                ErrorCode::InvalidClientMetadata,
+            ),
+            (
+                r#"{"redirect_uris":["http://localhost/"],"grant_types":["implicit"]}"#,
+                ErrorCode::InvalidClientMetadata,
+            ),
+            (
+                r#"{"redirect_uris":["http://localhost/"],"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}"#,
+                ErrorCode::InvalidClientMetadata,
+            ),
+            (
+                r#"{"redirect_uris":["http://localhost/"],"application_type":"desktop"}"#,
+                ErrorCode::InvalidClientMetadata,
+            ),
         ];
         for (json, code) in cases {
-            assert_eq!(validate(input(json), &supported()).unwrap_err().error.code, code, "{json}");
+            assert_eq!(
+                validate(input(json), &supported()).unwrap_err().error.code,
+                code,
+                "{json}"
+            );
         }
-        assert_eq!(parse_json(b"{not json").unwrap_err().error.code, ErrorCode::InvalidClientMetadata);
-        assert_eq!(parse_json(br#"{"redirect_uris":"x"}"#).unwrap_err().error.code, ErrorCode::InvalidClientMetadata);
-        assert_eq!(parse_json(b"[1]").unwrap_err().error.code, ErrorCode::InvalidClientMetadata);
+        assert_eq!(
+            parse_json(b"{not json").unwrap_err().error.code,
+            ErrorCode::InvalidClientMetadata
+        );
+        assert_eq!(
+            parse_json(br#"{"redirect_uris":"x"}"#)
+                .unwrap_err()
+                .error
+                .code,
+            ErrorCode::InvalidClientMetadata
+        );
+        assert_eq!(
+            parse_json(b"[1]").unwrap_err().error.code,
+            ErrorCode::InvalidClientMetadata
+        );
     }
 }

@@ -37,8 +37,14 @@ mod tests {
 
     #[test]
     fn empty_path_and_case_are_normalised() {
-        assert_eq!(normalize("HTTPS://MCP.Example.COM").as_deref(), Some("https://mcp.example.com/"));
-        assert_eq!(normalize("https://mcp.example.com/mcp").as_deref(), Some("https://mcp.example.com/mcp"));
+        assert_eq!(
+            normalize("HTTPS://MCP.Example.COM").as_deref(),
+            Some("https://mcp.example.com/")
+        );
+        assert_eq!(
+            normalize("https://mcp.example.com/mcp").as_deref(),
+            Some("https://mcp.example.com/mcp")
+        );
         assert_eq!(normalize("https://x/#frag"), None);
         assert_eq!(normalize("/relative"), None);
         assert_eq!(normalize("urn:example:thing"), None);

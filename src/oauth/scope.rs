@@ -2,7 +2,9 @@
 
 /// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 pub fn is_scope_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 /// Splits a space-delimited scope string; an empty string is "no scope" (§9).
@@ -35,7 +37,10 @@ mod tests {
     fn unknown_scopes_are_dropped_and_order_kept() {
         let supported = vec!["mcp".to_owned(), "offline_access".to_owned()];
 
-        assert_eq!(narrow("openid mcp  offline_access mcp", &supported), vec!["mcp", "offline_access"]);
+        assert_eq!(
+            narrow("openid mcp  offline_access mcp", &supported),
+            vec!["mcp", "offline_access"]
+        );
         assert!(narrow("", &supported).is_empty());
     }
 

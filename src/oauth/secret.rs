@@ -27,13 +27,18 @@ pub fn hash(secret: &str) -> String {
 
 /// Whether `presented` hashes to `stored_hash`, compared in constant time.
 pub fn verify(presented: &str, stored_hash: &str) -> bool {
-    hash(presented).as_bytes().ct_eq(stored_hash.as_bytes()).into()
+    hash(presented)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
 }
 
 /// Constant-time equality of two secrets of any length.
 pub fn equal(a: &str, b: &str) -> bool {
     // Hashing first makes the comparison independent of where the strings differ and of length.
-    Sha256::digest(a.as_bytes()).ct_eq(&Sha256::digest(b.as_bytes())).into()
+    Sha256::digest(a.as_bytes())
+        .ct_eq(&Sha256::digest(b.as_bytes()))
+        .into()
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ pub fn page(mut res: HttpResponseBuilder, tpl: impl TemplateSimple) -> HttpRespo
         Ok(body) => res.body(body),
         Err(e) => {
             log::error!("template rendering failed: {e}");
-            builder(StatusCode::INTERNAL_SERVER_ERROR).body("<!DOCTYPE html><title>Error</title><p>The page could not be rendered.</p>")
+            builder(StatusCode::INTERNAL_SERVER_ERROR)
+                .body("<!DOCTYPE html><title>Error</title><p>The page could not be rendered.</p>")
         }
     }
 }
@@ -45,7 +46,11 @@ pub fn page(mut res: HttpResponseBuilder, tpl: impl TemplateSimple) -> HttpRespo
 /// The double-submit CSRF cookie that accompanies every form (SameSite=Strict, HttpOnly).
 pub fn csrf_cookie(state: &AppState, token: &str) -> Cookie<'static> {
     let ep = &state.meta.endpoints;
-    let path = if ep.base_path.is_empty() { "/".to_owned() } else { ep.base_path.clone() };
+    let path = if ep.base_path.is_empty() {
+        "/".to_owned()
+    } else {
+        ep.base_path.clone()
+    };
     Cookie::build(CSRF_COOKIE, token.to_owned())
         .path(path)
         .http_only(true)
@@ -58,7 +63,12 @@ pub fn csrf_cookie(state: &AppState, token: &str) -> Cookie<'static> {
 /// An empty registration form with a fresh CSRF token.
 pub fn new_form(state: &AppState, csrf: String) -> RegisterForm {
     RegisterForm {
-        action: state.meta.endpoints.registration.clone().unwrap_or_default(),
+        action: state
+            .meta
+            .endpoints
+            .registration
+            .clone()
+            .unwrap_or_default(),
         csrf,
         needs_initial_token: !state.settings.registration.initial_access_token.is_empty(),
         ..Default::default()
@@ -152,7 +162,8 @@ impl Renderer for Html {
                 "The sign-in request cannot be used",
                 vec![
                     "Go back to the application and start the sign-in again.".to_owned(),
-                    "If it keeps failing, tell the application's developer the message above.".to_owned(),
+                    "If it keeps failing, tell the application's developer the message above."
+                        .to_owned(),
                 ],
             ),
             ErrorCode::InvalidRequest => (

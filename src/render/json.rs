@@ -19,7 +19,10 @@ impl Renderer for Json {
         body.insert("error".into(), json!("invalid_client"));
         body.insert(
             "error_description".into(),
-            json!(unregistered_description(&view.reason, ep.registration.as_deref())),
+            json!(unregistered_description(
+                &view.reason,
+                ep.registration.as_deref()
+            )),
         );
         body.insert("reason".into(), json!(view.reason.as_str()));
         if let crate::oauth::authorize::UnknownReason::CimdFailed(why) = &view.reason {

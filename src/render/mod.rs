@@ -27,7 +27,13 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, error: OAuthError) -> Self {
-        Self { status, error, client_id: None, state: None, retry_after: None }
+        Self {
+            status,
+            error,
+            client_id: None,
+            state: None,
+            retry_after: None,
+        }
     }
 }
 
@@ -52,7 +58,10 @@ pub trait Renderer: 'static {
 }
 
 /// The sentence of the unregistered-client JSON `error_description` (BEHAVIOUR §5.3).
-pub fn unregistered_description(reason: &UnknownReason, registration_endpoint: Option<&str>) -> String {
+pub fn unregistered_description(
+    reason: &UnknownReason,
+    registration_endpoint: Option<&str>,
+) -> String {
     match (reason, registration_endpoint) {
         (UnknownReason::RegistrationDisabled, _) | (_, None) => {
             "The client is not registered with this authorization server, and this server does not accept new registrations; ask its operator to register the client.".to_owned()

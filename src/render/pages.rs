@@ -83,3 +83,32 @@ pub struct ErrorPage<'a> {
     pub client_id: Option<&'a str>,
     pub steps: Vec<String>,
 }
+
+#[derive(TemplateSimple)]
+#[template(path = "login.stpl")]
+pub struct LoginPage<'a> {
+    pub c: &'a Chrome,
+    pub title: &'a str,
+    pub action: &'a str,
+    pub client_name: &'a str,
+    pub request_id: &'a str,
+    pub csrf: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "consent.stpl")]
+pub struct ConsentPage<'a> {
+    pub c: &'a Chrome,
+    pub title: &'a str,
+    pub action: &'a str,
+    pub client_name: &'a str,
+    pub client_id: &'a str,
+    pub username: &'a str,
+    pub redirect_host: String,
+    pub scopes: &'a [String],
+    pub resource: Option<&'a str>,
+    pub request_id: &'a str,
+    pub csrf: &'a str,
+}

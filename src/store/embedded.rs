@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::StoreError;
 
@@ -20,7 +20,10 @@ pub struct EmbeddedStore {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -29,7 +32,9 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 
 /// Stored value: 8 bytes of expiry (ms since the epoch, 0 = never), then the payload.
 fn encode(value: &[u8], ttl: Option<Duration>) -> Vec<u8> {
-    let exp = ttl.map(|t| now_ms().saturating_add(t.as_millis() as u64)).unwrap_or(0);
+    let exp = ttl
+        .map(|t| now_ms().saturating_add(t.as_millis() as u64))
+        .unwrap_or(0);
     let mut out = Vec::with_capacity(8 + value.len());
     out.extend_from_slice(&exp.to_be_bytes());
     out.extend_from_slice(value);
@@ -46,8 +51,9 @@ impl EmbeddedStore {
     /// Opens (or creates) the database file, creating its directory, and drops expired entries.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("cannot create directory {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
         }
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Backend(format!(
@@ -91,12 +97,20 @@ impl EmbeddedStore {
         run_blocking(move || {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(KV).map_err(backend)?;
-            Ok(table.get(key.as_str()).map_err(backend)?.and_then(|v| decode(v.value(), now_ms())))
+            Ok(table
+                .get(key.as_str())
+                .map_err(backend)?
+                .and_then(|v| decode(v.value(), now_ms())))
         })
         .await
     }
 
-    pub async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+    pub async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let key = key.to_owned();
         let raw = encode(value, ttl);
@@ -104,9 +118,41 @@ impl EmbeddedStore {
             let txn = db.begin_write().map_err(backend)?;
             {
                 let mut table = txn.open_table(KV).map_err(backend)?;
-                table.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
+                table
+                    .insert(key.as_str(), raw.as_slice())
+                    .map_err(backend)?;
             }
             txn.commit().map_err(backend)
+        })
+        .await
+    }
+
+    pub async fn set_nx(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let key = key.to_owned();
+        let raw = encode(value, ttl);
+        run_blocking(move || {
+            let txn = db.begin_write().map_err(backend)?;
+            let written = {
+                let mut table = txn.open_table(KV).map_err(backend)?;
+                let live = table
+                    .get(key.as_str())
+                    .map_err(backend)?
+                    .is_some_and(|v| decode(v.value(), now_ms()).is_some());
+                if !live {
+                    table
+                        .insert(key.as_str(), raw.as_slice())
+                        .map_err(backend)?;
+                }
+                !live
+            };
+            txn.commit().map_err(backend)?;
+            Ok(written)
         })
         .await
     }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
-pub use models::Client;
+pub use models::{AuthCode, Client, Consent, Family, PendingRequest, Session, Token};
 pub use redis::RedisStore;
 
 use crate::settings::{Backend, Storage};
@@ -81,7 +81,10 @@ impl Store {
                 Duration::from_millis(settings.timeout_ms),
             )?),
         };
-        Ok(Self::new(backend, Duration::from_millis(settings.timeout_ms)))
+        Ok(Self::new(
+            backend,
+            Duration::from_millis(settings.timeout_ms),
+        ))
     }
 
     pub fn new(backend: Backends, timeout: Duration) -> Self {
@@ -109,8 +112,22 @@ impl Store {
     pub async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         dispatch!(self, get(key))
     }
-    pub async fn set_raw(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+    pub async fn set_raw(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
         dispatch!(self, set(key, value, ttl))
+    }
+    /// Writes only when absent; true when this call wrote it.
+    pub async fn set_nx_raw(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, set_nx(key, value, ttl))
     }
     /// Reads and removes in one atomic step (single-use records).
     pub async fn take_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -129,13 +146,25 @@ impl Store {
     // --- typed records --------------------------------------------------------------------
 
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        self.get_raw(key).await?.map(|b| decode(key, &b)).transpose()
+        self.get_raw(key)
+            .await?
+            .map(|b| decode(key, &b))
+            .transpose()
     }
     pub async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        self.take_raw(key).await?.map(|b| decode(key, &b)).transpose()
+        self.take_raw(key)
+            .await?
+            .map(|b| decode(key, &b))
+            .transpose()
     }
-    pub async fn set_json<T: Serialize>(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("cannot encode {key}: {e}")))?;
+    pub async fn set_json<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| StoreError::Backend(format!("cannot encode {key}: {e}")))?;
         self.set_raw(key, &bytes, ttl).await
     }
 
@@ -144,7 +173,8 @@ impl Store {
     }
     /// Returns only after the backend confirmed the write (BEHAVIOUR §2).
     pub async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
-        self.set_json(&format!("{CLIENT}{}", client.client_id), client, None).await
+        self.set_json(&format!("{CLIENT}{}", client.client_id), client, None)
+            .await
     }
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         self.delete(&format!("{CLIENT}{client_id}")).await
@@ -159,6 +189,41 @@ impl Store {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// Keys of the records of the authorization flow.
+pub mod keys {
+    use crate::oauth::secret::hash;
+
+    pub fn pending(id: &str) -> String {
+        format!("pending:{id}")
+    }
+    pub fn session(id: &str) -> String {
+        format!("session:{id}")
+    }
+    /// Codes and tokens are stored under the hash of their value, never the value.
+    pub fn code(code: &str) -> String {
+        format!("code:{}", hash(code))
+    }
+    pub fn used_code(code: &str) -> String {
+        format!("usedcode:{}", hash(code))
+    }
+    pub fn family(id: &str) -> String {
+        format!("family:{id}")
+    }
+    pub fn access(token: &str) -> String {
+        format!("at:{}", hash(token))
+    }
+    pub fn refresh(token: &str) -> String {
+        format!("rt:{}", hash(token))
+    }
+    pub fn used_refresh(token: &str) -> String {
+        format!("usedrt:{}", hash(token))
+    }
+    pub fn consent(username: &str, client_id: &str) -> String {
+        format!("consent:{client_id}:{}", hash(username))
+    }
+    pub const COOKIE_KEY: &str = "meta:cookie_key";
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {

@@ -18,3 +18,61 @@ pub struct Client {
     /// When the registration lapses (seconds since the epoch); 0 = never.
     pub expires_at: u64,
 }
+
+/// An authorization request waiting for sign-in and consent; any process can continue it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    pub id: String,
+    /// Ties the sign-in and consent forms to this request (CSRF).
+    pub csrf: String,
+    pub request: crate::oauth::authorize::ValidRequest,
+}
+
+/// A signed-in person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub username: String,
+    pub auth_time: u64,
+}
+
+/// An authorization code (stored under the hash of the code), single-use, ≤ 5 minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_sent: bool,
+    pub code_challenge: String,
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+    pub username: String,
+    pub expires_at: u64,
+    /// The token family this code starts (so a replay can revoke it).
+    pub family_id: String,
+}
+
+/// Everything issued from one grant: a replayed code or a reused refresh token revokes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    pub client_id: String,
+    pub revoked: bool,
+}
+
+/// An access or refresh token (stored under the hash of the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub client_id: String,
+    /// The resource owner's username, or the client_id for client_credentials.
+    pub subject: String,
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+    pub family_id: Option<String>,
+    pub issued_at: u64,
+    pub expires_at: u64,
+}
+
+/// A person's remembered approval of a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+}

@@ -35,7 +35,12 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 impl RedisStore {
     /// Prepares the connection without contacting Redis, so start-up does not depend on Redis
     /// being up already; the first request connects, and `/readyz` reports the state.
-    pub fn connect(url: &str, mode: RedisMode, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+    pub fn connect(
+        url: &str,
+        mode: RedisMode,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let bad_url = |e: redis::RedisError| StoreError::Config(format!("storage.redis_url: {e}"));
         let conn = match mode {
             RedisMode::Single => {
@@ -45,10 +50,16 @@ impl RedisStore {
                     .set_response_timeout(Some(timeout))
                     .set_number_of_retries(2)
                     .set_max_delay(Duration::from_millis(500));
-                Conn::Single(ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)?)
+                Conn::Single(
+                    ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)?,
+                )
             }
             RedisMode::Cluster => {
-                let nodes: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                let nodes: Vec<&str> = url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 let client = ClusterClient::builder(nodes)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
@@ -58,7 +69,10 @@ impl RedisStore {
                 Conn::Cluster(Arc::new(client), Arc::new(OnceCell::new()))
             }
         };
-        Ok(Self { prefix: prefix.into(), conn })
+        Ok(Self {
+            prefix: prefix.into(),
+            conn,
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -73,7 +87,9 @@ impl RedisStore {
                     .get_or_try_init(|| client.get_async_connection())
                     .await
                     .map_err(unavailable)?;
-                cmd.query_async(&mut conn.clone()).await.map_err(unavailable)
+                cmd.query_async(&mut conn.clone())
+                    .await
+                    .map_err(unavailable)
             }
         }
     }
@@ -82,13 +98,34 @@ impl RedisStore {
         self.query(redis::cmd("GET").arg(self.key(key))).await
     }
 
-    pub async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+    pub async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value);
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
         }
         self.query(&cmd).await
+    }
+
+    /// SET NX: writes only when the key is absent; true when written.
+    pub async fn set_nx(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value).arg("NX");
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        }
+        let reply: Option<String> = self.query(&cmd).await?;
+        Ok(reply.is_some())
     }
 
     /// GETDEL: atomic read-and-remove, so a single-use record is used once even when two
@@ -112,7 +149,14 @@ impl RedisStore {
                 let mut cursor: u64 = 0;
                 loop {
                     let (next, batch): (u64, Vec<String>) = self
-                        .query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000))
+                        .query(
+                            redis::cmd("SCAN")
+                                .arg(cursor)
+                                .arg("MATCH")
+                                .arg(&pattern)
+                                .arg("COUNT")
+                                .arg(1000),
+                        )
                         .await?;
                     out.extend(batch);
                     if next == 0 {
@@ -123,7 +167,10 @@ impl RedisStore {
             }
             Conn::Cluster(..) => self.query(redis::cmd("KEYS").arg(&pattern)).await?,
         };
-        Ok(full.into_iter().filter_map(|k| k.strip_prefix(&*self.prefix).map(str::to_owned)).collect())
+        Ok(full
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&*self.prefix).map(str::to_owned))
+            .collect())
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,11 @@
+//! Doorman's one integration-test binary: real HTTP servers on 127.0.0.1:0, a real
+//! redis-server per test run, the app that `main` builds.
+
+mod support;
+
+mod authorize;
+mod config;
+mod metadata;
+mod real_clients;
+mod register;
+mod storage;
