@@ -33,12 +33,17 @@ pub struct AppState {
     pub meta: Arc<Metadata>,
     pub chrome: Chrome,
     pub clock: clock::Clock,
+    /// The per-IP limit on POST /register, shared by every worker; `None` when disabled.
+    pub register_limit: Option<ratelimit::Config>,
     /// Signs session cookies; loaded once (see `http::login`).
     pub cookie_key: tokio::sync::OnceCell<actix_web::cookie::Key>,
 }
 
 impl AppState {
     pub fn new(settings: Settings, store: Store, clock: clock::Clock) -> Self {
+        let rl = &settings.rate_limit;
+        let register_limit = ratelimit::config(rl.register_burst, Duration::from_millis(rl.register_period_ms))
+            .filter(|_| rl.enabled);
         let meta = Metadata::build(&settings);
         let ep = &meta.endpoints;
         let static_base = format!("{}/static", ep.base_path);
@@ -56,6 +61,7 @@ impl AppState {
             meta: Arc::new(meta),
             chrome,
             clock,
+            register_limit,
             cookie_key: tokio::sync::OnceCell::new(),
         }
     }
@@ -115,12 +121,6 @@ fn is_form(ctx: &guard::GuardContext<'_>) -> bool {
 
 /// The routes of one mount point (the issuer's path, and the origin's root).
 fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
-    let rl = &state.settings.rate_limit;
-    let limiter = ratelimit::config(
-        rl.register_burst,
-        Duration::from_millis(rl.register_period_ms),
-    );
-
     cfg.service(
         web::resource("/authorize")
             .route(
@@ -137,7 +137,6 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .route(web::post().to(authorize::post_authorize::<Json>)),
     );
     let register_resource = web::resource("/register")
-        .wrap(cors())
         .route(
             web::post()
                 .guard(guard::fn_guard(is_form))
@@ -150,9 +149,15 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
                 .to(register::get_register_form),
         )
         .route(web::method(Method::OPTIONS).to(preflight));
-    match limiter.filter(|_| rl.enabled) {
-        Some(conf) => cfg.service(register_resource.wrap(actix_governor::Governor::new(&conf))),
-        None => cfg.service(register_resource),
+    // One limiter for every worker and mount point (it lives in the shared AppState); CORS
+    // outside it, so browser clients can read a 429 and its Retry-After.
+    match &state.register_limit {
+        Some(conf) => cfg.service(
+            register_resource
+                .wrap(actix_governor::Governor::new(conf))
+                .wrap(cors()),
+        ),
+        None => cfg.service(register_resource.wrap(cors())),
     };
     cfg.route("/login", web::post().to(login::post_login))
         .service(

@@ -64,11 +64,18 @@ async fn cookie_key(state: &AppState) -> Result<&Key, StoreError> {
         .await
 }
 
-/// The signed-in person, if the request carries a valid session cookie.
+/// A signed-in person and the id of their session (the value inside the signed cookie).
+struct SignedIn {
+    id: String,
+    session: Session,
+}
+
+/// The signed-in person, if the request carries a valid session cookie for a session that
+/// has not outlived `login.session_ttl` (by the app's clock, not only the store's TTL).
 async fn current_session(
     req: &HttpRequest,
     state: &AppState,
-) -> Result<Option<Session>, StoreError> {
+) -> Result<Option<SignedIn>, StoreError> {
     let Some(raw) = req.cookie(SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -78,17 +85,26 @@ async fn current_session(
     let Some(verified) = jar.signed(key).get(SESSION_COOKIE) else {
         return Ok(None);
     };
-    state
-        .store
-        .get_json::<Session>(&keys::session(verified.value()))
-        .await
+    let id = verified.value().to_owned();
+    let session = state.store.get_json::<Session>(&keys::session(&id)).await?;
+    let ttl = state.settings.login.session_ttl;
+    Ok(session
+        .filter(|s| s.auth_time.saturating_add(ttl) > state.clock.now())
+        .map(|session| SignedIn { id, session }))
+}
+
+/// The CSRF token of the consent form: the pending request's token bound to the session that
+/// was shown the form, so a form obtained by someone else (e.g. for their own client) cannot
+/// be approved with this person's cookie.
+fn consent_csrf(pending: &PendingRequest, session_id: &str) -> String {
+    secret::hash(&format!("{}:{session_id}", pending.csrf))
 }
 
 /// Creates a session and returns the signed cookie that names it.
 async fn new_session(
     state: &AppState,
     username: &str,
-) -> Result<(Session, Cookie<'static>), StoreError> {
+) -> Result<(SignedIn, Cookie<'static>), StoreError> {
     let sid = secret::random_token();
     let session = Session {
         username: username.to_owned(),
@@ -104,7 +120,7 @@ async fn new_session(
         )
         .await?;
     let ep = &state.meta.endpoints;
-    let cookie = Cookie::build(SESSION_COOKIE, sid)
+    let cookie = Cookie::build(SESSION_COOKIE, sid.clone())
         .path(if ep.base_path.is_empty() {
             "/".to_owned()
         } else {
@@ -121,7 +137,7 @@ async fn new_session(
         .get(SESSION_COOKIE)
         .cloned()
         .ok_or_else(|| StoreError::Backend("cookie signing failed".into()))?;
-    Ok((session, signed))
+    Ok((SignedIn { id: sid, session }, signed))
 }
 
 fn client_name(client: &Client) -> String {
@@ -238,11 +254,39 @@ fn login_page(
     )
 }
 
+/// The CSP source that admits the redirect URI. Chrome and Safari check `form-action` against
+/// the redirect that answers a form submission too (w3c/webappsec-csp#8), so with
+/// `form-action 'self'` alone the 303 to the client after Approve or Deny is blocked.
+fn redirect_source(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    let scheme = url.scheme();
+    // A host is named only when it is a plain DNS name or IPv4 address, so nothing from a
+    // registration can add a directive; otherwise the scheme alone (`cursor:`) is admitted.
+    let plain_host = url.host_str().filter(|h| {
+        h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    });
+    match plain_host {
+        Some(host) if matches!(scheme, "http" | "https") => Some(match url.port() {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}"),
+        }),
+        _ => Some(format!("{scheme}:")),
+    }
+}
+
+fn consent_csp(redirect_uri: &str) -> String {
+    match redirect_source(redirect_uri) {
+        Some(src) => html::CSP.replace("form-action 'self'", &format!("form-action 'self' {src}")),
+        None => html::CSP.to_owned(),
+    }
+}
+
 fn consent_page(
     state: &AppState,
     client: &Client,
     pending: &PendingRequest,
-    session: &Session,
+    signed_in: &SignedIn,
     cookie: Option<Cookie<'static>>,
 ) -> HttpResponse {
     let r = &pending.request;
@@ -254,7 +298,12 @@ fn consent_page(
         .unwrap_or_else(|_| r.redirect_uri.clone());
     let action = format!("{}/consent", state.meta.endpoints.issuer);
     let name = client_name(client);
+    let csrf = consent_csrf(pending, &signed_in.id);
     let mut res = html::builder(StatusCode::OK);
+    res.insert_header((
+        actix_web::http::header::CONTENT_SECURITY_POLICY,
+        consent_csp(&r.redirect_uri),
+    ));
     if let Some(c) = cookie {
         res.cookie(c);
     }
@@ -266,12 +315,12 @@ fn consent_page(
             action: &action,
             client_name: &name,
             client_id: &client.client_id,
-            username: &session.username,
+            username: &signed_in.session.username,
             redirect_host,
             scopes: &r.scopes,
             resource: r.resource.as_deref(),
             request_id: &pending.id,
-            csrf: &pending.csrf,
+            csrf: &csrf,
         },
     )
 }
@@ -293,8 +342,9 @@ pub async fn proceed(
             cookie = Some(c);
         }
         if let Some(s) = &session {
-            if remembered(state, &s.username, &request).await? {
-                let mut res = code_redirect(state, &request, &s.username, StatusCode::FOUND).await;
+            if remembered(state, &s.session.username, &request).await? {
+                let mut res =
+                    code_redirect(state, &request, &s.session.username, StatusCode::FOUND).await;
                 if let Some(c) = cookie {
                     let _ = res.add_cookie(&c);
                 }
@@ -330,7 +380,24 @@ pub async fn proceed(
     result.unwrap_or_else(|e| Html::problem(state, &store_problem(&e)))
 }
 
-/// Loads the pending request and its client, checking the form's CSRF token.
+/// The form's CSRF token compared with the expected one; a mismatch is a 403 page.
+fn check_csrf(state: &AppState, params: &Params, expected: &str) -> Result<(), HttpResponse> {
+    if params
+        .get("csrf_token")
+        .is_some_and(|t| secret::equal(t, expected))
+    {
+        return Ok(());
+    }
+    Err(page_problem(
+        state,
+        StatusCode::FORBIDDEN,
+        ErrorCode::InvalidRequest,
+        "This form was not sent from the sign-in page. Go back to the application and start again.",
+    ))
+}
+
+/// Loads the pending request named by the form and its client (the CSRF token is checked by
+/// the caller, which knows what it must be bound to).
 async fn pending_from_form(
     state: &AppState,
     params: &Params,
@@ -341,17 +408,6 @@ async fn pending_from_form(
         Ok(None) => return Err(expired_request(state)),
         Err(e) => return Err(Html::problem(state, &store_problem(&e))),
     };
-    if !params
-        .get("csrf_token")
-        .is_some_and(|t| secret::equal(t, &pending.csrf))
-    {
-        return Err(page_problem(
-            state,
-            StatusCode::FORBIDDEN,
-            ErrorCode::InvalidRequest,
-            "This form was not sent from the sign-in page. Go back to the application and start again.",
-        ));
-    }
     match state.store.client(&pending.request.client_id).await {
         Ok(Some(c)) => Ok((pending, c)),
         Ok(None) => Err(page_problem(
@@ -394,6 +450,9 @@ pub async fn post_login(state: web::Data<AppState>, payload: web::Payload) -> Ht
         Ok(p) => p,
         Err(res) => return res,
     };
+    if let Err(res) = check_csrf(&state, &params, &pending.csrf) {
+        return res;
+    }
     let username = params.get("username").unwrap_or("").trim().to_owned();
     let password = params.get("password").unwrap_or("").to_owned();
     let ok = {
@@ -472,7 +531,7 @@ pub async fn post_consent(
         Ok(p) => p,
         Err(res) => return res,
     };
-    let session = match current_session(&req, &state).await {
+    let signed_in = match current_session(&req, &state).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             return login_page(
@@ -486,6 +545,10 @@ pub async fn post_consent(
         }
         Err(e) => return Html::problem(&state, &store_problem(&e)),
     };
+    if let Err(res) = check_csrf(&state, &params, &consent_csrf(&pending, &signed_in.id)) {
+        return res;
+    }
+    let session = &signed_in.session;
     // The decision is used once, even if two processes see the same form.
     match state.store.take_raw(&keys::pending(&pending.id)).await {
         Ok(Some(_)) => {}

@@ -45,13 +45,15 @@ impl KeyExtractor for ClientIp {
     }
 }
 
-/// The limiter for one route: `burst` requests at once, one more every `period`.
-pub fn config(
-    burst: u32,
-    period: Duration,
-) -> Option<GovernorConfig<ClientIp, governor::middleware::NoOpMiddleware<QuantaInstant>>> {
+/// A limiter configuration; clones share one limiter.
+pub type Config = GovernorConfig<ClientIp, governor::middleware::NoOpMiddleware<QuantaInstant>>;
+
+/// The limiter for POST on one route: `burst` requests at once, one more every `period`
+/// (preflights and page views are not counted).
+pub fn config(burst: u32, period: Duration) -> Option<Config> {
     GovernorConfigBuilder::default()
         .key_extractor(ClientIp)
+        .methods(vec![actix_web::http::Method::POST])
         .period(period)
         .burst_size(burst)
         .finish()

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::http::common::{
-    BodyError, body_problem, json_no_store, media_type, now, read_body, store_problem,
+    BodyError, body_problem, json_no_store, media_type, read_body, store_problem,
 };
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
@@ -33,7 +33,8 @@ pub async fn create_client(
 ) -> Result<Created, StoreError> {
     let client_secret = metadata.is_confidential().then(secret::random_token);
     let registration_access_token = secret::random_token();
-    let issued_at = now();
+    // The app's clock, like every other time check (tests move it instead of sleeping).
+    let issued_at = state.clock.now();
     let ttl = state.settings.registration.client_ttl;
     let client = Client {
         client_id: secret::random_id(),

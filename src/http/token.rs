@@ -208,30 +208,38 @@ async fn issue(
     Ok(Value::Object(body))
 }
 
-async fn revoke_family(state: &AppState, family_id: &str) -> Result<(), StoreError> {
-    let key = keys::family(family_id);
-    if let Some(mut family) = state.store.get_json::<Family>(&key).await? {
-        family.revoked = true;
-        state
-            .store
-            .set_json(
-                &key,
-                &family,
-                Some(Duration::from_secs(state.settings.tokens.refresh_ttl)),
-            )
-            .await?;
-    }
-    Ok(())
+/// Marks a token family revoked. The mark outlives every token of the family (none lives
+/// longer than the longer TTL, and none is issued after the mark), so tokens never need a
+/// "family exists" record that could expire before a rotated refresh token does, and nothing
+/// ever writes `revoked: false` over a revocation.
+async fn revoke_family(
+    state: &AppState,
+    family_id: &str,
+    client_id: &str,
+) -> Result<(), StoreError> {
+    let t = &state.settings.tokens;
+    let family = Family {
+        client_id: client_id.to_owned(),
+        revoked: true,
+    };
+    state
+        .store
+        .set_json(
+            &keys::family(family_id),
+            &family,
+            Some(Duration::from_secs(t.access_ttl.max(t.refresh_ttl) + 60)),
+        )
+        .await
 }
 
 async fn family_active(state: &AppState, family_id: Option<&str>) -> Result<bool, StoreError> {
     match family_id {
         None => Ok(true),
-        Some(id) => Ok(state
+        Some(id) => Ok(!state
             .store
             .get_json::<Family>(&keys::family(id))
             .await?
-            .is_some_and(|f| !f.revoked)),
+            .is_some_and(|f| f.revoked)),
     }
 }
 
@@ -263,7 +271,12 @@ async fn authorization_code(state: &AppState, client: &Client, params: &Params) 
         None => {
             // A replayed code revokes everything issued from it (OAuth 2.1 §4.1.3).
             if let Some(family_id) = state.store.get_raw(&keys::used_code(code)).await? {
-                revoke_family(state, &String::from_utf8_lossy(&family_id)).await?;
+                revoke_family(
+                    state,
+                    &String::from_utf8_lossy(&family_id),
+                    &client.client_id,
+                )
+                .await?;
             }
             return invalid();
         }
@@ -283,30 +296,7 @@ async fn authorization_code(state: &AppState, client: &Client, params: &Params) 
     if let Err(e) = grants::check_code(&record, &client.client_id, params, state.clock.now()) {
         return Ok(Err(e));
     }
-    let family = Family {
-        client_id: client.client_id.clone(),
-        revoked: false,
-    };
     let refresh = client.metadata.has_grant(GRANT_REFRESH_TOKEN);
-    if refresh {
-        state
-            .store
-            .set_json(
-                &keys::family(&record.family_id),
-                &family,
-                Some(Duration::from_secs(state.settings.tokens.refresh_ttl)),
-            )
-            .await?;
-    } else {
-        state
-            .store
-            .set_json(
-                &keys::family(&record.family_id),
-                &family,
-                Some(Duration::from_secs(state.settings.tokens.access_ttl)),
-            )
-            .await?;
-    }
     let body = issue(
         state,
         client,
@@ -336,21 +326,30 @@ async fn refresh_token(state: &AppState, client: &Client, params: &Params) -> Gr
             "The refresh token is invalid, expired, revoked or was already used.",
         )))
     };
-    match state.store.get_json::<Token>(&keys::refresh(token)).await? {
-        Some(t) if t.client_id != client.client_id => {
-            return Ok(Err(err(
-                ErrorCode::InvalidGrant,
-                "The refresh token was issued to another client.",
-            )));
+    let Some(found) = state.store.get_json::<Token>(&keys::refresh(token)).await? else {
+        // A rotated-out refresh token used again revokes the whole family.
+        if let Some(family_id) = state.store.get_raw(&keys::used_refresh(token)).await? {
+            revoke_family(
+                state,
+                &String::from_utf8_lossy(&family_id),
+                &client.client_id,
+            )
+            .await?;
         }
-        Some(_) => {}
-        None => {
-            // A rotated-out refresh token used again revokes the whole family.
-            if let Some(family_id) = state.store.get_raw(&keys::used_refresh(token)).await? {
-                revoke_family(state, &String::from_utf8_lossy(&family_id)).await?;
-            }
-            return invalid();
-        }
+        return invalid();
+    };
+    // Every check that can fail runs before the token is consumed, so neither another client
+    // nor a request with a wrong scope or resource burns it (a retry would otherwise count as
+    // reuse and revoke the family).
+    if let Err(e) = grants::check_refresh(&found, &client.client_id, state.clock.now()) {
+        return Ok(Err(e));
+    }
+    let scopes = match grants::refresh_scopes(&found.scopes, params) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Err(e) = grants::check_resource(params, found.resource.as_deref()) {
+        return Ok(Err(e));
     }
     let Some(record) = state
         .store
@@ -369,18 +368,8 @@ async fn refresh_token(state: &AppState, client: &Client, params: &Params) -> Gr
             Some(remember),
         )
         .await?;
-    if let Err(e) = grants::check_refresh(&record, &client.client_id, state.clock.now()) {
-        return Ok(Err(e));
-    }
     if !family_active(state, Some(&family_id)).await? {
         return invalid();
-    }
-    let scopes = match grants::refresh_scopes(&record.scopes, params) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(e)),
-    };
-    if let Err(e) = grants::check_resource(params, record.resource.as_deref()) {
-        return Ok(Err(e));
     }
     let body = issue(
         state,
@@ -510,7 +499,7 @@ pub async fn post_revoke(
                 if is_refresh {
                     state.store.delete(&keys::refresh(token)).await?;
                     if let Some(f) = &t.family_id {
-                        revoke_family(&state, f).await?;
+                        revoke_family(&state, f, &client.client_id).await?;
                     }
                 } else {
                     state.store.delete(&keys::access(token)).await?;

@@ -104,6 +104,11 @@ impl RedisStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
+        // A record whose TTL is already over is gone at once, as in the other backends (`PX 1`
+        // would leave it readable for a millisecond).
+        if ttl.is_some_and(|t| t.is_zero()) {
+            return self.delete(key).await.map(|_| ());
+        }
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value);
         if let Some(ttl) = ttl {

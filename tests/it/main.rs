@@ -1,10 +1,13 @@
 //! Doorman's one integration-test binary: real HTTP servers on 127.0.0.1:0, a real
 //! redis-server per test run, the app that `main` builds.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod authorize;
 mod config;
+mod flow;
 mod metadata;
 mod real_clients;
 mod register;

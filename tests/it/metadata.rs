@@ -1,4 +1,5 @@
 //! RFC 8414 metadata (BEHAVIOUR §3), including an issuer with a path, over a real socket.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // in tests, a failed expectation is a failed test
 
 use std::net::TcpListener;
 
@@ -11,12 +12,17 @@ const WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
 async fn metadata(app: &TestApp, path: &str) -> Value {
     let mut res = app.get(path).send().await.expect("GET metadata");
     assert_eq!(res.status(), 200, "{path}");
-    assert!(header(&res, "content-type").starts_with("application/json"), "{path}");
+    assert!(
+        header(&res, "content-type").starts_with("application/json"),
+        "{path}"
+    );
     json(&mut res).await
 }
 
 fn strings(v: &Value) -> Vec<&str> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// Doorman with an issuer that `TestApp` cannot express; returns the base URL to call.
@@ -26,7 +32,8 @@ async fn spawn_with_issuer(issuer: impl Fn(u16) -> String) -> (String, String) {
     let issuer = issuer(port);
     let settings = settings(&[("issuer", issuer.as_str())]);
     let store = doorman::store::Store::open(&settings.storage).expect("store");
-    let server = doorman::build_server(settings, store, listener).expect("server");
+    let server = doorman::build_server(settings, store, doorman::clock::Clock::default(), listener)
+        .expect("server");
     actix_web::rt::spawn(server);
     (format!("http://127.0.0.1:{port}"), issuer)
 }
@@ -44,18 +51,39 @@ async fn metadata_document_lists_the_rfc8414_fields() {
     assert_eq!(doc["registration_endpoint"], at("/register").as_str());
     assert_eq!(doc["revocation_endpoint"], at("/revoke").as_str());
     assert_eq!(doc["introspection_endpoint"], at("/introspect").as_str());
-    assert_eq!(strings(&doc["scopes_supported"]), vec!["mcp", "offline_access"]);
+    assert_eq!(
+        strings(&doc["scopes_supported"]),
+        vec!["mcp", "offline_access"]
+    );
     assert_eq!(strings(&doc["response_types_supported"]), vec!["code"]);
     let grants = strings(&doc["grant_types_supported"]);
-    assert!(grants.contains(&"authorization_code") && grants.contains(&"refresh_token"), "{grants:?}");
-    assert_eq!(strings(&doc["code_challenge_methods_supported"]), vec!["S256"]);
-    let methods = strings(&doc["token_endpoint_auth_methods_supported"]);
-    assert!(methods.contains(&"none"), "public clients are normal for MCP: {methods:?}");
-    assert!(methods.contains(&"client_secret_basic") && methods.contains(&"client_secret_post"), "{methods:?}");
-    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
-    assert!(doc["service_documentation"].as_str().is_some_and(|d| d.starts_with("https://")), "{doc}");
     assert!(
-        doc.get("client_id_metadata_document_supported").is_none_or(|v| v == false),
+        grants.contains(&"authorization_code") && grants.contains(&"refresh_token"),
+        "{grants:?}"
+    );
+    assert_eq!(
+        strings(&doc["code_challenge_methods_supported"]),
+        vec!["S256"]
+    );
+    let methods = strings(&doc["token_endpoint_auth_methods_supported"]);
+    assert!(
+        methods.contains(&"none"),
+        "public clients are normal for MCP: {methods:?}"
+    );
+    assert!(
+        methods.contains(&"client_secret_basic") && methods.contains(&"client_secret_post"),
+        "{methods:?}"
+    );
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+    assert!(
+        doc["service_documentation"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("https://")),
+        "{doc}"
+    );
+    assert!(
+        doc.get("client_id_metadata_document_supported")
+            .is_none_or(|v| *v == false),
         "CIMD is not implemented, so it must not be advertised: {doc}"
     );
 }
@@ -63,17 +91,35 @@ async fn metadata_document_lists_the_rfc8414_fields() {
 #[actix_web::test]
 async fn issuer_is_exactly_the_configured_string() {
     // A host in mixed case and a path: a URL parser would rewrite the first.
-    let (base, issuer) = spawn_with_issuer(|port| format!("http://LocalHost:{port}/Tenant-A")).await;
+    let (base, issuer) =
+        spawn_with_issuer(|port| format!("http://LocalHost:{port}/Tenant-A")).await;
     let client = awc::Client::builder().disable_redirects().finish();
 
-    let mut res = client.get(format!("{base}{WELL_KNOWN}/Tenant-A")).send().await.expect("GET");
+    let mut res = client
+        .get(format!("{base}{WELL_KNOWN}/Tenant-A"))
+        .send()
+        .await
+        .expect("GET");
     let doc = json(&mut res).await;
-    let unknown = client.get(format!("{base}/Tenant-A/authorize?client_id=x&response_type=code")).send().await.expect("GET");
+    let unknown = client
+        .get(format!(
+            "{base}/Tenant-A/authorize?client_id=x&response_type=code"
+        ))
+        .send()
+        .await
+        .expect("GET");
 
     assert_eq!(res.status(), 200);
     assert_eq!(doc["issuer"], issuer.as_str());
-    assert_eq!(doc["authorization_endpoint"], format!("{issuer}/authorize").as_str());
-    assert_eq!(unknown.status(), 400, "the routes are mounted under the issuer's path");
+    assert_eq!(
+        doc["authorization_endpoint"],
+        format!("{issuer}/authorize").as_str()
+    );
+    assert_eq!(
+        unknown.status(),
+        400,
+        "the routes are mounted under the issuer's path"
+    );
 }
 
 #[actix_web::test]
@@ -115,42 +161,92 @@ async fn issuer_with_a_path_puts_every_endpoint_under_the_path() {
     let app = TestApp::with(&[("issuer_path", "/auth")]).await;
 
     let doc = metadata(&app, &format!("{WELL_KNOWN}/auth")).await;
-    let unknown = app.get("/auth/authorize?client_id=nobody").send().await.expect("GET");
-    let registered = app.register(serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"]})).await;
+    let unknown = app
+        .get("/auth/authorize?client_id=nobody")
+        .send()
+        .await
+        .expect("GET");
+    let registered = app
+        .register(serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"]}))
+        .await;
 
-    for key in ["authorization_endpoint", "token_endpoint", "registration_endpoint", "revocation_endpoint", "introspection_endpoint"] {
+    for key in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "registration_endpoint",
+        "revocation_endpoint",
+        "introspection_endpoint",
+    ] {
         let url = doc[key].as_str().unwrap_or_else(|| panic!("{key} missing"));
-        assert!(url.starts_with(&format!("{}/auth/", app.base)), "{key}: {url}");
+        assert!(
+            url.starts_with(&format!("{}/auth/", app.base)),
+            "{key}: {url}"
+        );
     }
     assert_eq!(unknown.status(), 400);
-    let rcu = registered["registration_client_uri"].as_str().expect("registration_client_uri");
-    assert!(rcu.starts_with(&format!("{}/auth/register/", app.base)), "{rcu}");
+    let rcu = registered["registration_client_uri"]
+        .as_str()
+        .expect("registration_client_uri");
+    assert!(
+        rcu.starts_with(&format!("{}/auth/register/", app.base)),
+        "{rcu}"
+    );
 }
 
 #[actix_web::test]
 async fn issuer_with_a_path_answers_authorize_and_register_at_the_origin_root_too() {
     let app = TestApp::with(&[("issuer_path", "/auth")]).await;
 
-    let mut under_path = app.get("/auth/authorize?client_id=nobody").send().await.expect("GET");
+    let mut under_path = app
+        .get("/auth/authorize?client_id=nobody")
+        .send()
+        .await
+        .expect("GET");
     let path_doc = json(&mut under_path).await;
-    let mut at_root = app.get("/authorize?client_id=nobody").send().await.expect("GET");
+    let mut at_root = app
+        .get("/authorize?client_id=nobody")
+        .send()
+        .await
+        .expect("GET");
     let root_doc = json(&mut at_root).await;
-    let mut registered = app.post("/register").send_json(&serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"]})).await.expect("POST");
+    let mut registered = app
+        .post("/register")
+        .send_json(&serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"]}))
+        .await
+        .expect("POST");
     let reg_doc = json(&mut registered).await;
 
     assert_eq!(at_root.status(), 400);
-    assert_eq!(root_doc, path_doc, "the same answer at the root as under the path");
+    assert_eq!(
+        root_doc, path_doc,
+        "the same answer at the root as under the path"
+    );
     assert_eq!(registered.status(), 201, "{reg_doc}");
     let client_id = reg_doc["client_id"].as_str().expect("client_id");
-    let found = app.get(&format!("/auth/authorize?client_id={client_id}&response_type=token")).send().await.expect("GET");
-    assert_eq!(found.status(), 302, "a client registered at the root is known under the path");
+    let found = app
+        .get(&format!(
+            "/auth/authorize?client_id={client_id}&response_type=token"
+        ))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        found.status(),
+        302,
+        "a client registered at the root is known under the path"
+    );
 }
 
 #[actix_web::test]
 async fn metadata_is_readable_cross_origin() {
     let app = TestApp::spawn().await;
 
-    let res = app.get(WELL_KNOWN).insert_header(("origin", "http://localhost:6274")).send().await.expect("GET");
+    let res = app
+        .get(WELL_KNOWN)
+        .insert_header(("origin", "http://localhost:6274"))
+        .send()
+        .await
+        .expect("GET");
 
     assert_eq!(res.status(), 200);
     assert_eq!(header(&res, "access-control-allow-origin"), "*");
@@ -174,8 +270,16 @@ async fn metadata_preflight_is_answered_with_cors_headers() {
 
         assert!(res.status().is_success(), "{path}: {}", res.status());
         assert_eq!(header(&res, "access-control-allow-origin"), "*", "{path}");
-        assert!(header(&res, "access-control-allow-methods").contains("GET"), "{path}");
-        assert!(header(&res, "access-control-allow-headers").to_ascii_lowercase().contains("mcp-protocol-version"), "{path}");
+        assert!(
+            header(&res, "access-control-allow-methods").contains("GET"),
+            "{path}"
+        );
+        assert!(
+            header(&res, "access-control-allow-headers")
+                .to_ascii_lowercase()
+                .contains("mcp-protocol-version"),
+            "{path}"
+        );
     }
 }
 
@@ -186,12 +290,19 @@ async fn registration_disabled_removes_the_registration_endpoint() {
     let doc = metadata(&app, WELL_KNOWN).await;
 
     assert!(doc.get("registration_endpoint").is_none(), "{doc}");
-    assert_eq!(doc["authorization_endpoint"], format!("{}/authorize", app.issuer).as_str());
+    assert_eq!(
+        doc["authorization_endpoint"],
+        format!("{}/authorize", app.issuer).as_str()
+    );
 }
 
 #[actix_web::test]
 async fn scopes_supported_follow_the_settings() {
-    let app = TestApp::with(&[("scopes.supported", "mcp,tools.read"), ("scopes.default", "mcp")]).await;
+    let app = TestApp::with(&[
+        ("scopes.supported", "mcp,tools.read"),
+        ("scopes.default", "mcp"),
+    ])
+    .await;
 
     let doc = metadata(&app, WELL_KNOWN).await;
 

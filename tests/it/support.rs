@@ -74,6 +74,22 @@ impl TestApp {
         Self { addr, base, issuer, handle, settings, clock }
     }
 
+    /// Doorman with settings built by the test (for what overrides cannot express, such as
+    /// `login.users`). The issuer is replaced by the bound address, as in `with`.
+    pub async fn with_settings(mut settings: Settings) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let base = format!("http://{addr}");
+        let issuer = base.clone();
+        settings.issuer = issuer.clone();
+        let store = Store::open(&settings.storage).unwrap_or_else(|e| panic!("open store: {e}"));
+        let clock = doorman::clock::Clock::default();
+        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener).expect("build server");
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Self { addr, base, issuer, handle, settings, clock }
+    }
+
     /// Stops the server and waits until its workers (and their store handles) are gone.
     pub async fn stop(self) {
         self.handle.stop(true).await;
