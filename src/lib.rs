@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod http;
 pub mod metadata;
+pub mod metrics;
 pub mod negotiate;
 pub mod oauth;
 pub mod render;
@@ -33,8 +34,12 @@ pub struct AppState {
     pub meta: Arc<Metadata>,
     pub chrome: Chrome,
     pub clock: clock::Clock,
-    /// The per-IP limit on POST /register, shared by every worker; `None` when disabled.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Per-IP limits on POST /register, POST /token and /authorize, shared by every worker
+    /// and mount point; `None` when disabled.
     pub register_limit: Option<ratelimit::Config>,
+    pub token_limit: Option<ratelimit::Config>,
+    pub authorize_limit: Option<ratelimit::Config>,
     /// Signs session cookies; loaded once (see `http::login`).
     pub cookie_key: tokio::sync::OnceCell<actix_web::cookie::Key>,
 }
@@ -42,8 +47,13 @@ pub struct AppState {
 impl AppState {
     pub fn new(settings: Settings, store: Store, clock: clock::Clock) -> Self {
         let rl = &settings.rate_limit;
-        let register_limit = ratelimit::config(rl.register_burst, Duration::from_millis(rl.register_period_ms))
-            .filter(|_| rl.enabled);
+        let keys = ratelimit::ClientIp::new(&rl.trusted_proxies);
+        let limit = |burst: u32, period_ms: u64, methods: &[Method]| {
+            ratelimit::config(burst, Duration::from_millis(period_ms), keys.clone(), methods).filter(|_| rl.enabled)
+        };
+        let register_limit = limit(rl.register_burst, rl.register_period_ms, &[Method::POST]);
+        let token_limit = limit(rl.token_burst, rl.token_period_ms, &[Method::POST]);
+        let authorize_limit = limit(rl.authorize_burst, rl.authorize_period_ms, &[Method::GET, Method::POST]);
         let meta = Metadata::build(&settings);
         let ep = &meta.endpoints;
         let static_base = format!("{}/static", ep.base_path);
@@ -62,6 +72,9 @@ impl AppState {
             chrome,
             clock,
             register_limit,
+            token_limit,
+            authorize_limit,
+            metrics: Default::default(),
             cookie_key: tokio::sync::OnceCell::new(),
         }
     }
@@ -119,9 +132,22 @@ fn is_form(ctx: &guard::GuardContext<'_>) -> bool {
         })
 }
 
+/// Registers `resource` behind its rate limiter when one is configured (the limiter inside the
+/// configuration is shared by every worker and mount point), then behind `$outer` (CORS goes
+/// outside the limiter, so browser clients can read a 429 and its Retry-After).
+macro_rules! limited_service {
+    ($cfg:expr, $resource:expr, $limit:expr, $outer:expr) => {
+        match $limit {
+            Some(conf) => $cfg.service($resource.wrap(actix_governor::Governor::new(conf)).wrap($outer)),
+            None => $cfg.service($resource.wrap($outer)),
+        }
+    };
+}
+
 /// The routes of one mount point (the issuer's path, and the origin's root).
 fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
-    cfg.service(
+    limited_service!(
+        cfg,
         web::resource("/authorize")
             .route(
                 web::get()
@@ -135,6 +161,8 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
                     .to(authorize::post_authorize::<Html>),
             )
             .route(web::post().to(authorize::post_authorize::<Json>)),
+        &state.authorize_limit,
+        DefaultHeaders::new()
     );
     let register_resource = web::resource("/register")
         .route(
@@ -149,16 +177,8 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
                 .to(register::get_register_form),
         )
         .route(web::method(Method::OPTIONS).to(preflight));
-    // One limiter for every worker and mount point (it lives in the shared AppState); CORS
-    // outside it, so browser clients can read a 429 and its Retry-After.
-    match &state.register_limit {
-        Some(conf) => cfg.service(
-            register_resource
-                .wrap(actix_governor::Governor::new(conf))
-                .wrap(cors()),
-        ),
-        None => cfg.service(register_resource.wrap(cors())),
-    };
+    // CORS outside the limiter, so browser clients can read a 429 and its Retry-After.
+    limited_service!(cfg, register_resource, &state.register_limit, cors());
     cfg.route("/login", web::post().to(login::post_login))
         .service(
             web::resource("/consent")
@@ -171,8 +191,15 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .route(route)
             .route(web::method(Method::OPTIONS).to(preflight))
     };
-    cfg.service(cors_post("/token", web::post().to(token::post_token)))
-        .service(cors_post("/revoke", web::post().to(token::post_revoke)))
+    limited_service!(
+        cfg,
+        web::resource("/token")
+            .route(web::post().to(token::post_token))
+            .route(web::method(Method::OPTIONS).to(preflight)),
+        &state.token_limit,
+        cors()
+    );
+    cfg.service(cors_post("/revoke", web::post().to(token::post_revoke)))
         .service(cors_post(
             "/introspect",
             web::post().to(token::post_introspect),
@@ -205,7 +232,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         }
     }
     cfg.route("/healthz", web::get().to(health::get_healthz))
-        .route("/readyz", web::get().to(health::get_readyz));
+        .route("/readyz", web::get().to(health::get_readyz))
+        .route("/metrics", web::get().to(health::get_metrics));
     let static_dir = state.settings.server.static_dir.clone();
     if !base.is_empty() {
         let st = static_dir.clone();
@@ -220,15 +248,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
 }
 
 /// One log line per request; request data is `{:?}`-escaped so it cannot forge lines.
-fn log_line(method: &Method, path: &str, query: &str, status: u16, elapsed: Duration) {
-    if log::log_enabled!(log::Level::Info) {
-        let target = if query.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?{query}")
-        };
-        log::info!("{method} {target:?} {status} {}µs", elapsed.as_micros());
-    }
+fn log_line(method: &Method, target: &str, status: u16, elapsed: Duration) {
+    log::info!("{method} {target:?} {status} {}µs", elapsed.as_micros());
 }
 
 /// Binds the listener and builds the server (not yet running). Tests call this with
@@ -256,21 +277,22 @@ pub fn build_server(
         let state = state.clone();
         App::new()
             .app_data(state.clone())
-            .wrap_fn(|req, srv| {
+            .wrap_fn(move |req, srv| {
                 let started = Instant::now();
-                let method = req.method().clone();
-                let path = req.path().to_owned();
-                let query = req.query_string().to_owned();
+                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+                // Only copy request data when it will be logged.
+                let logged = log::log_enabled!(log::Level::Info)
+                    .then(|| (req.method().clone(), req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default()));
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await?;
-                    log_line(
-                        &method,
-                        &path,
-                        &query,
-                        res.status().as_u16(),
-                        started.elapsed(),
-                    );
+                    let status = res.status().as_u16();
+                    if let Some(m) = metrics {
+                        m.request(res.request().match_pattern().as_deref().unwrap_or("(unmatched)"), status);
+                    }
+                    if let Some((method, target)) = logged {
+                        log_line(&method, &target, status, started.elapsed());
+                    }
                     Ok(res)
                 }
             })

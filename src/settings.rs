@@ -74,6 +74,11 @@ pub struct RateLimit {
     pub enabled: bool,
     pub register_burst: u32,
     pub register_period_ms: u64,
+    pub token_burst: u32,
+    pub token_period_ms: u64,
+    pub authorize_burst: u32,
+    pub authorize_period_ms: u64,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +168,7 @@ impl Settings {
             .with_list_parse_key("scopes.supported")
             .with_list_parse_key("scopes.default")
             .with_list_parse_key("resources.allowed")
+            .with_list_parse_key("rate_limit.trusted_proxies")
             .source(Some(
                 env_map
                     .into_iter()
@@ -222,11 +228,15 @@ impl Settings {
         if self.storage.timeout_ms == 0 {
             return Err(invalid("storage.timeout_ms", "must be greater than 0"));
         }
-        if self.rate_limit.register_burst == 0 || self.rate_limit.register_period_ms == 0 {
-            return Err(invalid(
-                "rate_limit.register_burst",
-                "burst and period must be greater than 0",
-            ));
+        let rl = &self.rate_limit;
+        for (key, burst, period) in [
+            ("rate_limit.register_burst", rl.register_burst, rl.register_period_ms),
+            ("rate_limit.token_burst", rl.token_burst, rl.token_period_ms),
+            ("rate_limit.authorize_burst", rl.authorize_burst, rl.authorize_period_ms),
+        ] {
+            if burst == 0 || period == 0 {
+                return Err(invalid(key, "burst and period must be greater than 0"));
+            }
         }
         for scope in self.scopes.supported.iter().chain(&self.scopes.default) {
             if !crate::oauth::scope::is_scope_token(scope) {

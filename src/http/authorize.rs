@@ -81,6 +81,7 @@ async fn authorize<R: Renderer>(
             R::problem(state, &problem)
         }
         Outcome::Unregistered { client_id, reason } => {
+            state.metrics.unregistered(reason.as_str(), if R::HTML { "html" } else { "json" });
             let view = Unregistered {
                 client_id,
                 state: sent_state,

@@ -1,4 +1,4 @@
-//! `GET /healthz` (process up) and `GET /readyz` (storage reachable).
+//! `GET /healthz` (process up), `GET /readyz` (storage reachable), `GET /metrics`.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -16,4 +16,9 @@ pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
             .insert_header(("Retry-After", "5"))
             .json(json!({"status": "unavailable", "storage": state.store.backend_name(), "error": e.to_string()})),
     }
+}
+
+pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+    let body = state.metrics.render(state.store.latency(), state.store.backend_name());
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
 }

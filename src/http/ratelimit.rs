@@ -2,6 +2,7 @@
 //! OAuth-style body.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_governor::{GovernorConfig, GovernorConfigBuilder, KeyExtractor, PeerIpKeyExtractor};
@@ -14,16 +15,54 @@ use serde_json::json;
 
 use crate::oauth::errors::ErrorCode;
 
-/// Keys requests by the peer's IP address.
-#[derive(Clone, Copy)]
-pub struct ClientIp;
+/// Keys requests by the client's IP address: the peer's, or — only when the peer is one of
+/// the trusted proxies — the nearest untrusted address in `X-Forwarded-For`.
+#[derive(Clone, Default)]
+pub struct ClientIp {
+    trusted: Arc<[IpAddr]>,
+}
+
+impl ClientIp {
+    pub fn new(trusted: &[IpAddr]) -> Self {
+        Self { trusted: trusted.into() }
+    }
+
+    /// The client address for a request from `peer` carrying `forwarded_for` headers.
+    pub fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+        if !self.trusted.contains(&peer) {
+            return peer;
+        }
+        // Walk from the right (the hop nearest to us); the first address that is not one of
+        // our proxies is the client. Anything unparsable ends the walk.
+        let hops = forwarded_for.iter().flat_map(|h| h.split(',')).map(str::trim).collect::<Vec<_>>();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusted.contains(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
 
 impl KeyExtractor for ClientIp {
     type Key = IpAddr;
     type KeyExtractionError = <PeerIpKeyExtractor as KeyExtractor>::KeyExtractionError;
 
     fn extract(&self, req: &ServiceRequest) -> Result<Self::Key, Self::KeyExtractionError> {
-        PeerIpKeyExtractor.extract(req)
+        let peer = PeerIpKeyExtractor.extract(req)?;
+        let headers: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok(self.client(peer, &headers))
     }
 
     fn exceed_rate_limit_response(
@@ -48,13 +87,31 @@ impl KeyExtractor for ClientIp {
 /// A limiter configuration; clones share one limiter.
 pub type Config = GovernorConfig<ClientIp, governor::middleware::NoOpMiddleware<QuantaInstant>>;
 
-/// The limiter for POST on one route: `burst` requests at once, one more every `period`
-/// (preflights and page views are not counted).
-pub fn config(burst: u32, period: Duration) -> Option<Config> {
+/// The limiter for `methods` on one route: `burst` requests at once, one more every `period`
+/// (preflights are not counted).
+pub fn config(burst: u32, period: Duration, key: ClientIp, methods: &[actix_web::http::Method]) -> Option<Config> {
     GovernorConfigBuilder::default()
-        .key_extractor(ClientIp)
-        .methods(vec![actix_web::http::Method::POST])
+        .key_extractor(key)
+        .methods(methods.to_vec())
         .period(period)
         .burst_size(burst)
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let keys = ClientIp::new(&[proxy]);
+        let stranger: IpAddr = "192.0.2.7".parse().unwrap();
+
+        assert_eq!(keys.client(stranger, &["203.0.113.9"]), stranger, "untrusted peer: header ignored");
+        assert_eq!(keys.client(proxy, &["198.51.100.1, 203.0.113.9"]), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(keys.client(proxy, &["203.0.113.9, 10.0.0.1"]), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(keys.client(proxy, &["garbage"]), proxy);
+        assert_eq!(keys.client(proxy, &[]), proxy);
+    }
 }

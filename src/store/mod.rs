@@ -45,6 +45,7 @@ pub enum Backends {
 pub struct Store {
     backend: Backends,
     timeout: Duration,
+    latency: std::sync::Arc<crate::metrics::Histogram>,
 }
 
 macro_rules! dispatch {
@@ -56,7 +57,10 @@ macro_rules! dispatch {
                 Backends::Redis(s) => s.$method($($arg),*).await,
             }
         };
-        match tokio::time::timeout($self.timeout, fut).await {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout($self.timeout, fut).await;
+        $self.latency.observe(started.elapsed());
+        match outcome {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(format!(
                 "no answer within {} ms",
@@ -88,7 +92,12 @@ impl Store {
     }
 
     pub fn new(backend: Backends, timeout: Duration) -> Self {
-        Self { backend, timeout }
+        Self { backend, timeout, latency: Default::default() }
+    }
+
+    /// Latency of every storage operation, for `/metrics`.
+    pub fn latency(&self) -> &crate::metrics::Histogram {
+        &self.latency
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -74,6 +74,23 @@ impl TestApp {
         Self { addr, base, issuer, handle, settings, clock }
     }
 
+    /// Doorman with settings overrides and a given issuer (e.g. another app's), as processes
+    /// behind one load balancer share one issuer while each listens on its own address.
+    pub async fn with_issuer(overrides: &[(&str, &str)], issuer: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let base = format!("http://{addr}");
+        let mut all: Vec<(&str, &str)> = overrides.iter().filter(|(k, _)| *k != "issuer").copied().collect();
+        all.push(("issuer", issuer));
+        let settings = settings(&all);
+        let store = Store::open(&settings.storage).unwrap_or_else(|e| panic!("open store: {e}"));
+        let clock = doorman::clock::Clock::default();
+        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener).expect("build server");
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Self { addr, base, issuer: issuer.to_owned(), handle, settings, clock }
+    }
+
     /// Doorman with settings built by the test (for what overrides cannot express, such as
     /// `login.users`). The issuer is replaced by the bound address, as in `with`.
     pub async fn with_settings(mut settings: Settings) -> Self {
@@ -163,11 +180,19 @@ pub struct RedisServer {
     child: Child,
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
+    /// Extra `redis-server` arguments, given again on `restart`.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
         Self::start_with(&[])
+    }
+
+    /// A redis-server that appends every write to its AOF and fsyncs it before answering
+    /// (`appendfsync always`), so a write it acknowledged survives `kill` + `restart`.
+    pub fn start_durable() -> Self {
+        Self::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
     }
 
     pub fn start_with(extra: &[&str]) -> Self {
@@ -182,7 +207,8 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("redis-server must be installed (scripts/test installs it)");
-        let server = Self { child, dir, socket };
+        let extra = extra.iter().map(|s| (*s).to_owned()).collect();
+        let server = Self { child, dir, socket, extra };
         server.wait_ready();
         server
     }
@@ -215,6 +241,7 @@ impl RedisServer {
             .arg(&self.socket)
             .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -228,5 +255,294 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A loopback TCP port that was free a moment ago, for servers that must be told their port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+}
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// True when a redis-server on `port` answers PING.
+fn redis_pong(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// `redis-cli -h 127.0.0.1 -p PORT ARGS…`; its standard output. Panics (the test fails, it is
+/// never skipped) when redis-cli is missing.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("redis-cli must be installed (package redis-tools; scripts/test installs redis-server, which brings it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A three-master Redis Cluster on loopback ports (`redis-server --cluster-enabled yes` ×3,
+/// then `redis-cli --cluster create … --cluster-replicas 0`), killed on drop. Fails the test
+/// (never skips) when redis-server or redis-cli is missing.
+pub struct RedisCluster {
+    nodes: Vec<Child>,
+    pub ports: Vec<u16>,
+    pub dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cluster = Self { nodes: Vec::new(), ports: Vec::new(), dir };
+        for n in 0..3 {
+            cluster.start_node(n);
+        }
+        let addrs: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli must be installed (package redis-tools; scripts/test installs redis-server, which brings it)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Starts node `n` on a free port, trying another port if that one was taken meanwhile.
+    fn start_node(&mut self, n: usize) {
+        for _ in 0..10 {
+            let port = free_cluster_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+                .arg("--cluster-config-file")
+                .arg(self.dir.path().join(format!("nodes-{n}.conf")))
+                .args(["--save", "", "--appendonly", "no", "--dir"])
+                .arg(self.dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (scripts/test installs it)");
+            for _ in 0..200 {
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                if redis_pong(port) {
+                    self.nodes.push(child);
+                    self.ports.push(port);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("cluster node {n}: redis-server did not start");
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    fn wait_ok(&self) {
+        for _ in 0..200 {
+            if self.ports.iter().all(|p| redis_cli(*p, &["cluster", "info"]).contains("cluster_state:ok")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the cluster on ports {:?} did not reach cluster_state:ok", self.ports);
+    }
+
+    /// The node URLs, comma-separated, as `storage.redis_url` takes them in cluster mode.
+    pub fn url(&self) -> String {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// Settings overrides for Doorman on this cluster.
+    pub fn overrides(&self) -> Vec<(String, String)> {
+        vec![
+            ("storage.backend".into(), "redis".into()),
+            ("storage.redis_mode".into(), "cluster".into()),
+            ("storage.redis_url".into(), self.url()),
+        ]
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One blocking `GET` on a fresh connection; the status, or `None` when nothing answers.
+pub fn http_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// The built `doorman` binary as a process of its own (for `kill -9` and SIGTERM): settings in
+/// a `--config` file, `overrides` as `DOORMAN__…` environment variables, standard error in
+/// `log`. Killed on drop.
+pub struct DoormanProcess {
+    child: Option<Child>,
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub log: PathBuf,
+    config: PathBuf,
+    overrides: Vec<(String, String)>,
+    dir: tempfile::TempDir,
+}
+
+impl DoormanProcess {
+    /// Starts `doorman --config FILE serve` on a free loopback port and waits for `/healthz`.
+    pub fn start(overrides: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let config = dir.path().join("doorman.toml");
+            let toml = format!(
+                "issuer = \"http://{addr}\"\n\n[server]\nbind = \"{addr}\"\nworkers = 2\nstatic_dir = {:?}\nshutdown_timeout = 10\n\n[rate_limit]\nenabled = false\n",
+                static_dir().display().to_string()
+            );
+            std::fs::write(&config, toml).expect("write config");
+            let mut process = Self {
+                child: None,
+                addr,
+                base: format!("http://{addr}"),
+                log: dir.path().join("doorman.log"),
+                config,
+                overrides: overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                dir,
+            };
+            match process.spawn() {
+                Ok(()) => return process,
+                Err(e) => {
+                    last = e;
+                    dir = process.take_dir();
+                }
+            }
+        }
+        panic!("doorman did not start: {last}");
+    }
+
+    fn take_dir(mut self) -> tempfile::TempDir {
+        self.stop_child();
+        let placeholder = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.dir, placeholder)
+    }
+
+    /// Spawns the binary and waits until `/healthz` answers 200 (or the process exits).
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_doorman"));
+        cmd.arg("--config").arg(&self.config).arg("serve").current_dir(self.dir.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("DOORMAN_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("RUST_LOG", "info");
+        for (k, v) in &self.overrides {
+            cmd.env(format!("DOORMAN__{}", k.replace('.', "__").to_uppercase()), v);
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("spawn the doorman binary");
+        self.child = Some(child);
+        for _ in 0..400 {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Err(format!("exited with {status}: {}", self.log_text()));
+            }
+            if http_status(self.addr, "/healthz") == Some(200) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err(format!("no answer on {}: {}", self.addr, self.log_text()))
+    }
+
+    /// Starts the binary again with the same settings, port and data.
+    pub fn restart(&mut self) {
+        self.stop_child();
+        if let Err(e) = self.spawn() {
+            panic!("doorman did not restart: {e}");
+        }
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill_9(&mut self) {
+        self.stop_child();
+    }
+
+    fn stop_child(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM (through `kill`, as an orchestrator would).
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill -TERM");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `within` for the process to exit; its exit status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < within {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Everything the process wrote to standard error so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for DoormanProcess {
+    fn drop(&mut self) {
+        self.stop_child();
     }
 }
