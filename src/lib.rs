@@ -1,5 +1,6 @@
 //! Doorman: an OAuth 2.1 authorization server for MCP clients and servers.
 
+pub mod admin;
 pub mod clock;
 pub mod http;
 pub mod metadata;

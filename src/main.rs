@@ -30,6 +30,32 @@ enum Command {
     HashPassword,
     /// Exit 0 when the server on server.bind answers /healthz (for container health checks).
     Healthcheck,
+    /// Manage registered clients in the configured store.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// List every registered client.
+    List,
+    /// Show one client's registration.
+    Show { client_id: String },
+    /// Register a client and print its credentials (once).
+    Register {
+        #[arg(long)]
+        name: String,
+        /// A redirect URI; repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A confidential client (gets a secret) instead of a public one.
+        #[arg(long)]
+        confidential: bool,
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Delete a client.
+    Delete { client_id: String },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +76,39 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_config(&settings),
         Command::Healthcheck => healthcheck(&settings),
         Command::HashPassword => hash_password(),
+        Command::Clients(cmd) => clients(settings, cmd),
+    }
+}
+
+fn clients(settings: Settings, cmd: ClientsCommand) -> ExitCode {
+    use doorman::admin;
+    let system = actix_web::rt::System::new();
+    let result: Result<(), admin::AdminError> = system.block_on(async move {
+        let store = doorman::store::Store::open(&settings.storage)?;
+        let state = doorman::AppState::new(settings, store, doorman::clock::Clock::default());
+        let mut out = std::io::stdout().lock();
+        match cmd {
+            ClientsCommand::List => {
+                let n = admin::list(&state, &mut out, &mut std::io::stderr()).await?;
+                eprintln!("{n} clients");
+            }
+            ClientsCommand::Show { client_id } => admin::show(&state, &client_id, &mut out).await?,
+            ClientsCommand::Register { name, redirect_uris, confidential, scope } => {
+                admin::register(&state, &name, &redirect_uris, confidential, scope.as_deref(), &mut out).await?;
+            }
+            ClientsCommand::Delete { client_id } => {
+                admin::delete(&state.store, &client_id).await?;
+                println!("deleted {client_id}");
+            }
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("doorman: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -78,7 +78,7 @@ pub struct RateLimit {
     pub token_period_ms: u64,
     pub authorize_burst: u32,
     pub authorize_period_ms: u64,
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<IpRange>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +132,53 @@ pub struct Tokens {
     pub access_ttl: u64,
     pub refresh_ttl: u64,
     pub code_ttl: u64,
+}
+
+/// An address or a CIDR range (`10.0.0.1`, `172.16.0.0/12`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IpRange {
+    pub network: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpRange {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map(V4).unwrap_or(V6(v6)),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (V4(n), V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (V6(n), V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl TryFrom<String> for IpRange {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.as_str(), None),
+        };
+        let network: std::net::IpAddr = addr.trim().parse().map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{s:?} has an invalid prefix length"))?,
+        };
+        Ok(Self { network, prefix })
+    }
 }
 
 /// A settings problem, worded as the one line an operator reads at start-up.
@@ -312,5 +359,26 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IpRange;
+
+    #[test]
+    fn ip_ranges_match_addresses_and_cidr_blocks() {
+        let docker = IpRange::try_from("172.16.0.0/12".to_owned()).unwrap();
+        let single = IpRange::try_from("10.0.0.1".to_owned()).unwrap();
+        let v6 = IpRange::try_from("fd00::/8".to_owned()).unwrap();
+
+        assert!(docker.contains("172.18.0.5".parse().unwrap()));
+        assert!(!docker.contains("172.32.0.1".parse().unwrap()));
+        assert!(docker.contains("::ffff:172.18.0.5".parse().unwrap()), "IPv4-mapped IPv6");
+        assert!(single.contains("10.0.0.1".parse().unwrap()));
+        assert!(!single.contains("10.0.0.2".parse().unwrap()));
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(IpRange::try_from("10.0.0.0/33".to_owned()).is_err());
+        assert!(IpRange::try_from("nope".to_owned()).is_err());
     }
 }

@@ -14,22 +14,27 @@ use governor::clock::{Clock, DefaultClock, QuantaInstant};
 use serde_json::json;
 
 use crate::oauth::errors::ErrorCode;
+use crate::settings::IpRange;
 
 /// Keys requests by the client's IP address: the peer's, or — only when the peer is one of
 /// the trusted proxies — the nearest untrusted address in `X-Forwarded-For`.
 #[derive(Clone, Default)]
 pub struct ClientIp {
-    trusted: Arc<[IpAddr]>,
+    trusted: Arc<[IpRange]>,
 }
 
 impl ClientIp {
-    pub fn new(trusted: &[IpAddr]) -> Self {
+    pub fn new(trusted: &[IpRange]) -> Self {
         Self { trusted: trusted.into() }
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|r| r.contains(ip))
     }
 
     /// The client address for a request from `peer` carrying `forwarded_for` headers.
     pub fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
-        if !self.trusted.contains(&peer) {
+        if !self.is_trusted(peer) {
             return peer;
         }
         // Walk from the right (the hop nearest to us); the first address that is not one of
@@ -40,7 +45,7 @@ impl ClientIp {
             match hop.parse::<IpAddr>() {
                 Ok(ip) => {
                     client = ip;
-                    if !self.trusted.contains(&ip) {
+                    if !self.is_trusted(ip) {
                         break;
                     }
                 }
@@ -105,7 +110,7 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        let keys = ClientIp::new(&[proxy]);
+        let keys = ClientIp::new(&[IpRange::try_from("10.0.0.0/24".to_owned()).unwrap()]);
         let stranger: IpAddr = "192.0.2.7".parse().unwrap();
 
         assert_eq!(keys.client(stranger, &["203.0.113.9"]), stranger, "untrusted peer: header ignored");

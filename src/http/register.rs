@@ -57,7 +57,7 @@ pub async fn create_client(
 }
 
 /// The registration response (RFC 7591 §3.2.1): everything stored, plus the identifiers.
-fn client_document(
+pub fn client_document(
     state: &AppState,
     client: &Client,
     secret: Option<&str>,

@@ -5,8 +5,11 @@
 
 mod support;
 
+mod admin;
 mod authorize;
+mod cluster;
 mod config;
+mod faults;
 mod flow;
 mod metadata;
 mod real_clients;

@@ -329,77 +329,94 @@ async fn storage_down_is_an_error_not_a_missing_record() {
 
 #[actix_web::test]
 async fn store_operations_behave_the_same_on_every_backend() {
-    let hour = Some(Duration::from_secs(3600));
     for backend in backends() {
-        let name = backend.name;
         let store = backend.store();
 
-        store.set_raw("t:a", b"one", None).await.expect("set");
-        store
-            .set_raw("t:b", b"two", hour)
-            .await
-            .expect("set with ttl");
-        store.set_raw("u:c", b"three", None).await.expect("set");
-        store.set_raw("t:a", b"uno", None).await.expect("overwrite");
-        store
-            .set_raw("t:lapsed", b"gone", Some(Duration::ZERO))
-            .await
-            .expect("set lapsed");
-        let mut keys = store.keys("t:").await.expect("keys");
-        keys.sort();
+        store_suite(&store, backend.name).await;
 
-        assert_eq!(
-            store.get_raw("t:a").await.expect("get"),
-            Some(b"uno".to_vec()),
-            "{name}: overwrite"
-        );
-        assert_eq!(
-            store.get_raw("t:b").await.expect("get"),
-            Some(b"two".to_vec()),
-            "{name}: within its TTL"
-        );
-        assert_eq!(store.get_raw("missing").await.expect("get"), None, "{name}");
-        assert_eq!(
-            store.get_raw("t:lapsed").await.expect("get"),
-            None,
-            "{name}: a lapsed TTL hides the record"
-        );
-        assert_eq!(
-            keys,
-            vec!["t:a", "t:b"],
-            "{name}: keys under a prefix, lapsed ones left out"
-        );
-        assert_eq!(
-            store.take_raw("t:b").await.expect("take"),
-            Some(b"two".to_vec()),
-            "{name}: take returns the record"
-        );
-        assert_eq!(
-            store.take_raw("t:b").await.expect("take"),
-            None,
-            "{name}: and removes it"
-        );
-        assert_eq!(
-            store.take_raw("t:lapsed").await.expect("take"),
-            None,
-            "{name}: nothing to take once lapsed"
-        );
-        assert!(
-            store.delete("u:c").await.expect("delete"),
-            "{name}: delete says it removed something"
-        );
-        assert!(
-            !store.delete("u:c").await.expect("delete"),
-            "{name}: and then that nothing was there"
-        );
-        assert_eq!(store.get_raw("u:c").await.expect("get"), None, "{name}");
-        assert!(store.ping().await.is_ok(), "{name}");
-        assert_eq!(store.backend_name(), name);
+        assert_eq!(store.backend_name(), backend.name);
     }
+}
+
+/// The backend-agnostic store suite: writes with and without TTLs, overwrite, a lapsed TTL,
+/// listing under a prefix, take, delete and ping. Run here on every backend and by `cluster`
+/// on a Redis Cluster; expects no other `t:` or `u:` keys in the store.
+pub async fn store_suite(store: &Store, name: &str) {
+    let hour = Some(Duration::from_secs(3600));
+
+    store.set_raw("t:a", b"one", None).await.expect("set");
+    store
+        .set_raw("t:b", b"two", hour)
+        .await
+        .expect("set with ttl");
+    store.set_raw("u:c", b"three", None).await.expect("set");
+    store.set_raw("t:a", b"uno", None).await.expect("overwrite");
+    store
+        .set_raw("t:lapsed", b"gone", Some(Duration::ZERO))
+        .await
+        .expect("set lapsed");
+    let mut keys = store.keys("t:").await.expect("keys");
+    keys.sort();
+
+    assert_eq!(
+        store.get_raw("t:a").await.expect("get"),
+        Some(b"uno".to_vec()),
+        "{name}: overwrite"
+    );
+    assert_eq!(
+        store.get_raw("t:b").await.expect("get"),
+        Some(b"two".to_vec()),
+        "{name}: within its TTL"
+    );
+    assert_eq!(store.get_raw("missing").await.expect("get"), None, "{name}");
+    assert_eq!(
+        store.get_raw("t:lapsed").await.expect("get"),
+        None,
+        "{name}: a lapsed TTL hides the record"
+    );
+    assert_eq!(
+        keys,
+        vec!["t:a", "t:b"],
+        "{name}: keys under a prefix, lapsed ones left out"
+    );
+    assert_eq!(
+        store.take_raw("t:b").await.expect("take"),
+        Some(b"two".to_vec()),
+        "{name}: take returns the record"
+    );
+    assert_eq!(
+        store.take_raw("t:b").await.expect("take"),
+        None,
+        "{name}: and removes it"
+    );
+    assert_eq!(
+        store.take_raw("t:lapsed").await.expect("take"),
+        None,
+        "{name}: nothing to take once lapsed"
+    );
+    assert!(
+        store.delete("u:c").await.expect("delete"),
+        "{name}: delete says it removed something"
+    );
+    assert!(
+        !store.delete("u:c").await.expect("delete"),
+        "{name}: and then that nothing was there"
+    );
+    assert_eq!(store.get_raw("u:c").await.expect("get"), None, "{name}");
+    assert!(store.ping().await.is_ok(), "{name}");
 }
 
 #[actix_web::test]
 async fn client_records_round_trip_on_every_backend() {
+    for backend in backends() {
+        let store = backend.store();
+
+        client_round_trip(&store, backend.name).await;
+    }
+}
+
+/// Typed client records: put, read, list, delete. Expects no other client in the store.
+pub async fn client_round_trip(store: &Store, name: &str) {
     let input = doorman::oauth::register::MetadataInput {
         redirect_uris: Some(vec!["http://127.0.0.1/callback".into()]),
         client_name: Some("Round trip".into()),
@@ -414,24 +431,19 @@ async fn client_records_round_trip_on_every_backend() {
         issued_at: 1_700_000_000,
         expires_at: 0,
     };
-    for backend in backends() {
-        let name = backend.name;
-        let store = backend.store();
+    store.put_client(&client).await.expect("put");
+    let read = store.client("round-trip-client").await.expect("client");
+    let ids = store.client_ids().await.expect("ids");
+    let deleted = store
+        .delete_client("round-trip-client")
+        .await
+        .expect("delete");
+    let after = store.client("round-trip-client").await.expect("client");
 
-        store.put_client(&client).await.expect("put");
-        let read = store.client("round-trip-client").await.expect("client");
-        let ids = store.client_ids().await.expect("ids");
-        let deleted = store
-            .delete_client("round-trip-client")
-            .await
-            .expect("delete");
-        let after = store.client("round-trip-client").await.expect("client");
-
-        assert_eq!(read.as_ref(), Some(&client), "{name}");
-        assert_eq!(ids, vec!["round-trip-client".to_owned()], "{name}");
-        assert!(deleted, "{name}");
-        assert!(after.is_none(), "{name}");
-    }
+    assert_eq!(read.as_ref(), Some(&client), "{name}");
+    assert_eq!(ids, vec!["round-trip-client".to_owned()], "{name}");
+    assert!(deleted, "{name}");
+    assert!(after.is_none(), "{name}");
 }
 
 #[actix_web::test]

@@ -38,9 +38,15 @@ pub fn settings(overrides: &[(&str, &str)]) -> Settings {
     env.insert("DOORMAN__STORAGE__BACKEND".into(), "memory".into());
     env.insert("DOORMAN__SERVER__WORKERS".into(), "1".into());
     env.insert("DOORMAN__SERVER__SHUTDOWN_TIMEOUT".into(), "1".into());
-    env.insert("DOORMAN__SERVER__STATIC_DIR".into(), static_dir().display().to_string());
+    env.insert(
+        "DOORMAN__SERVER__STATIC_DIR".into(),
+        static_dir().display().to_string(),
+    );
     for (k, v) in overrides {
-        env.insert(format!("DOORMAN__{}", k.replace('.', "__").to_uppercase()), (*v).to_owned());
+        env.insert(
+            format!("DOORMAN__{}", k.replace('.', "__").to_uppercase()),
+            (*v).to_owned(),
+        );
     }
     Settings::load(None, Some(env)).unwrap_or_else(|e| panic!("test settings: {e}"))
 }
@@ -61,17 +67,33 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let base = format!("http://{addr}");
-        let path = overrides.iter().find(|(k, _)| *k == "issuer_path").map(|(_, v)| *v).unwrap_or("");
+        let path = overrides
+            .iter()
+            .find(|(k, _)| *k == "issuer_path")
+            .map(|(_, v)| *v)
+            .unwrap_or("");
         let issuer = format!("{base}{path}");
-        let mut all: Vec<(&str, &str)> = overrides.iter().filter(|(k, _)| *k != "issuer_path").copied().collect();
+        let mut all: Vec<(&str, &str)> = overrides
+            .iter()
+            .filter(|(k, _)| *k != "issuer_path")
+            .copied()
+            .collect();
         all.push(("issuer", &issuer));
         let settings = settings(&all);
         let store = Store::open(&settings.storage).unwrap_or_else(|e| panic!("open store: {e}"));
         let clock = doorman::clock::Clock::default();
-        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener).expect("build server");
+        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener)
+            .expect("build server");
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        Self { addr, base, issuer, handle, settings, clock }
+        Self {
+            addr,
+            base,
+            issuer,
+            handle,
+            settings,
+            clock,
+        }
     }
 
     /// Doorman with settings overrides and a given issuer (e.g. another app's), as processes
@@ -80,15 +102,27 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let base = format!("http://{addr}");
-        let mut all: Vec<(&str, &str)> = overrides.iter().filter(|(k, _)| *k != "issuer").copied().collect();
+        let mut all: Vec<(&str, &str)> = overrides
+            .iter()
+            .filter(|(k, _)| *k != "issuer")
+            .copied()
+            .collect();
         all.push(("issuer", issuer));
         let settings = settings(&all);
         let store = Store::open(&settings.storage).unwrap_or_else(|e| panic!("open store: {e}"));
         let clock = doorman::clock::Clock::default();
-        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener).expect("build server");
+        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener)
+            .expect("build server");
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        Self { addr, base, issuer: issuer.to_owned(), handle, settings, clock }
+        Self {
+            addr,
+            base,
+            issuer: issuer.to_owned(),
+            handle,
+            settings,
+            clock,
+        }
     }
 
     /// Doorman with settings built by the test (for what overrides cannot express, such as
@@ -101,10 +135,18 @@ impl TestApp {
         settings.issuer = issuer.clone();
         let store = Store::open(&settings.storage).unwrap_or_else(|e| panic!("open store: {e}"));
         let clock = doorman::clock::Clock::default();
-        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener).expect("build server");
+        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener)
+            .expect("build server");
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        Self { addr, base, issuer, handle, settings, clock }
+        Self {
+            addr,
+            base,
+            issuer,
+            handle,
+            settings,
+            clock,
+        }
     }
 
     /// Stops the server and waits until its workers (and their store handles) are gone.
@@ -119,7 +161,10 @@ impl TestApp {
     }
 
     pub fn client(&self) -> awc::Client {
-        awc::Client::builder().timeout(Duration::from_secs(10)).disable_redirects().finish()
+        awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .disable_redirects()
+            .finish()
     }
 
     pub fn get(&self, path: &str) -> awc::ClientRequest {
@@ -132,7 +177,11 @@ impl TestApp {
 
     /// Registers a client by JSON and returns the 201 document.
     pub async fn register(&self, body: serde_json::Value) -> serde_json::Value {
-        let mut res = self.post("/register").send_json(&body).await.expect("POST /register");
+        let mut res = self
+            .post("/register")
+            .send_json(&body)
+            .await
+            .expect("POST /register");
         let json: serde_json::Value = res.json().limit(1 << 20).await.expect("json body");
         assert_eq!(res.status(), 201, "registration failed: {json}");
         json
@@ -166,12 +215,17 @@ where
     S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
 {
     let body = res.body().limit(1 << 22).await.expect("body");
-    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)))
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)))
 }
 
 /// A header's value as a string ("" when absent).
 pub fn header<S>(res: &awc::ClientResponse<S>, name: &str) -> String {
-    res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// A private redis-server on a unix socket in a temp dir, killed on drop. Fails the test
@@ -201,14 +255,29 @@ impl RedisServer {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", "0", "--unixsocket"])
             .arg(&socket)
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
             .arg(dir.path())
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd.spawn().expect("redis-server must be installed (scripts/test installs it)");
+        let child = cmd
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
         let extra = extra.iter().map(|s| (*s).to_owned()).collect();
-        let server = Self { child, dir, socket, extra };
+        let server = Self {
+            child,
+            dir,
+            socket,
+            extra,
+        };
         server.wait_ready();
         server
     }
@@ -239,7 +308,15 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(&self.socket)
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
             .arg(self.dir.path())
             .args(&self.extra)
             .stdout(Stdio::null())
@@ -260,7 +337,10 @@ impl Drop for RedisServer {
 
 /// A loopback TCP port that was free a moment ago, for servers that must be told their port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
 }
 
 /// A free port whose cluster bus port (+10000) is free too.
@@ -308,11 +388,19 @@ pub struct RedisCluster {
 impl RedisCluster {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cluster = Self { nodes: Vec::new(), ports: Vec::new(), dir };
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            dir,
+        };
         for n in 0..3 {
             cluster.start_node(n);
         }
-        let addrs: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let addrs: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
@@ -335,7 +423,14 @@ impl RedisCluster {
         for _ in 0..10 {
             let port = free_cluster_port();
             let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                ])
                 .arg("--cluster-config-file")
                 .arg(self.dir.path().join(format!("nodes-{n}.conf")))
                 .args(["--save", "", "--appendonly", "no", "--dir"])
@@ -364,17 +459,28 @@ impl RedisCluster {
     /// Waits until every node reports `cluster_state:ok`.
     fn wait_ok(&self) {
         for _ in 0..200 {
-            if self.ports.iter().all(|p| redis_cli(*p, &["cluster", "info"]).contains("cluster_state:ok")) {
+            if self
+                .ports
+                .iter()
+                .all(|p| redis_cli(*p, &["cluster", "info"]).contains("cluster_state:ok"))
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the cluster on ports {:?} did not reach cluster_state:ok", self.ports);
+        panic!(
+            "the cluster on ports {:?} did not reach cluster_state:ok",
+            self.ports
+        );
     }
 
     /// The node URLs, comma-separated, as `storage.redis_url` takes them in cluster mode.
     pub fn url(&self) -> String {
-        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Settings overrides for Doorman on this cluster.
@@ -401,7 +507,10 @@ pub fn http_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
     let mut head = [0u8; 12];
     s.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
@@ -424,46 +533,50 @@ impl DoormanProcess {
     /// Starts `doorman --config FILE serve` on a free loopback port and waits for `/healthz`.
     pub fn start(overrides: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let mut process = Self {
+            child: None,
+            addr: ([127, 0, 0, 1], 0).into(),
+            base: String::new(),
+            log: dir.path().join("doorman.log"),
+            config: dir.path().join("doorman.toml"),
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            dir,
+        };
         let mut last = String::new();
+        // The port was free a moment ago; if another process took it meanwhile, take another.
         for _ in 0..5 {
-            let addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
-            let config = dir.path().join("doorman.toml");
+            process.addr = ([127, 0, 0, 1], free_port()).into();
+            process.base = format!("http://{}", process.addr);
             let toml = format!(
-                "issuer = \"http://{addr}\"\n\n[server]\nbind = \"{addr}\"\nworkers = 2\nstatic_dir = {:?}\nshutdown_timeout = 10\n\n[rate_limit]\nenabled = false\n",
-                static_dir().display().to_string()
+                "issuer = \"{base}\"\n\n[server]\nbind = \"{addr}\"\nworkers = 2\nstatic_dir = {static_dir:?}\nshutdown_timeout = 10\n\n[rate_limit]\nenabled = false\n",
+                base = process.base,
+                addr = process.addr,
+                static_dir = static_dir().display().to_string(),
             );
-            std::fs::write(&config, toml).expect("write config");
-            let mut process = Self {
-                child: None,
-                addr,
-                base: format!("http://{addr}"),
-                log: dir.path().join("doorman.log"),
-                config,
-                overrides: overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-                dir,
-            };
+            std::fs::write(&process.config, toml).expect("write config");
             match process.spawn() {
                 Ok(()) => return process,
-                Err(e) => {
-                    last = e;
-                    dir = process.take_dir();
-                }
+                Err(e) => last = e,
             }
         }
         panic!("doorman did not start: {last}");
     }
 
-    fn take_dir(mut self) -> tempfile::TempDir {
-        self.stop_child();
-        let placeholder = tempfile::tempdir().expect("tempdir");
-        std::mem::replace(&mut self.dir, placeholder)
-    }
-
     /// Spawns the binary and waits until `/healthz` answers 200 (or the process exits).
     fn spawn(&mut self) -> Result<(), String> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_doorman"));
-        cmd.arg("--config").arg(&self.config).arg("serve").current_dir(self.dir.path());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
             if k.starts_with("DOORMAN_") {
                 cmd.env_remove(k);
@@ -471,12 +584,24 @@ impl DoormanProcess {
         }
         cmd.env("RUST_LOG", "info");
         for (k, v) in &self.overrides {
-            cmd.env(format!("DOORMAN__{}", k.replace('.', "__").to_uppercase()), v);
+            cmd.env(
+                format!("DOORMAN__{}", k.replace('.', "__").to_uppercase()),
+                v,
+            );
         }
-        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("spawn the doorman binary");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn the doorman binary");
         self.child = Some(child);
         for _ in 0..400 {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 return Err(format!("exited with {status}: {}", self.log_text()));
             }
@@ -485,6 +610,7 @@ impl DoormanProcess {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+        self.stop_child();
         Err(format!("no answer on {}: {}", self.addr, self.log_text()))
     }
 
@@ -514,7 +640,10 @@ impl DoormanProcess {
 
     /// Sends SIGTERM (through `kill`, as an orchestrator would).
     pub fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill -TERM");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill -TERM");
         assert!(status.success(), "kill -TERM failed");
     }
 
@@ -522,7 +651,11 @@ impl DoormanProcess {
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let started = std::time::Instant::now();
         while started.elapsed() < within {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 return Some(status);
             }

@@ -1,0 +1,108 @@
+// Walks a browser through every page Doorman renders, the way a person would (typing and
+// clicking, never forging requests), and calls `visit(name, page)` on each one:
+//
+//   unregistered          GET /authorize for an unknown client_id
+//   register              GET /register (the stand-alone registration form)
+//   register-error        that form submitted with a redirect URI Doorman refuses
+//   registered            the form on the unregistered page submitted: the new client_id
+//   signin                the retry link followed: the sign-in page
+//   signin-error          a wrong password
+//   consent               signed in: the consent page
+//   error                 GET /authorize without client_id
+//   error-redirect-uri    GET /authorize for a registered client with a redirect URI it never registered
+//
+// Each step checks that it reached the page it meant to, so a visit never runs on the wrong page.
+
+import assert from 'node:assert/strict';
+import { USER, unknownClientId } from './env.mjs';
+
+export const PAGE_NAMES = [
+  'unregistered',
+  'register',
+  'register-error',
+  'registered',
+  'signin',
+  'signin-error',
+  'consent',
+  'error',
+  'error-redirect-uri',
+];
+
+/** The text of the page's h1. */
+export const heading = (page) => page.locator('main h1').innerText();
+
+/** Clicks a link or submit button and resolves once the page it leads to has loaded. */
+export async function clickAndWait(page, locator) {
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
+}
+
+/** Fills and submits the registration form that is on the page; resolves after the next page loads. */
+export async function submitRegistration(page, { name, redirectUris, confidential = false } = {}) {
+  if (name !== undefined) await page.getByLabel('Application name').fill(name);
+  if (redirectUris !== undefined) await page.getByLabel(/Redirect URIs/).fill(redirectUris);
+  await page.getByRole('radio', { name: confidential ? /Confidential/ : /Public/ }).check();
+  await clickAndWait(page, page.getByRole('button', { name: 'Register application' }));
+}
+
+/** Fills and submits the sign-in form; resolves after the next page loads. */
+export async function signIn(page, { username = USER.username, password = USER.password } = {}) {
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await clickAndWait(page, page.getByRole('button', { name: 'Sign in' }));
+}
+
+export async function walkEveryPage(env, page, visit) {
+  // unregistered
+  let res = await page.goto(env.authorizeUrl({ clientId: unknownClientId() }));
+  assert.equal(res.status(), 400);
+  assert.match(await heading(page), /not registered/);
+  await visit('unregistered', page);
+
+  // register
+  res = await page.goto(`${env.issuer}/register`);
+  assert.equal(res.status(), 200);
+  assert.match(await heading(page), /Register/);
+  await visit('register', page);
+
+  // register-error: http on a host that is not loopback
+  await submitRegistration(page, { name: 'Example Desktop', redirectUris: 'http://example.com/callback' });
+  assert.match(await page.locator('#redirect_uris_error').innerText(), /loopback/);
+  assert.equal(await page.getByLabel('Application name').inputValue(), 'Example Desktop');
+  await visit('register-error', page);
+
+  // registered: from the unregistered page, so there is a retry link
+  await page.goto(env.authorizeUrl({ clientId: unknownClientId() }));
+  await submitRegistration(page, { name: 'Example Desktop' });
+  assert.match(await heading(page), /registered/i);
+  const clientId = (await page.locator('code.client-id').innerText()).trim();
+  await visit('registered', page);
+
+  // signin
+  await clickAndWait(page, page.getByRole('link', { name: /Retry the sign-in/ }));
+  await page.getByLabel('Password').waitFor();
+  await visit('signin', page);
+
+  // signin-error
+  await signIn(page, { password: 'not the password' });
+  await page.locator('p.error[role="alert"]').waitFor();
+  await visit('signin-error', page);
+
+  // consent
+  await signIn(page);
+  await page.getByRole('button', { name: 'Approve' }).waitFor();
+  await visit('consent', page);
+
+  // error: no client_id
+  res = await page.goto(`${env.issuer}/authorize?response_type=code`);
+  assert.equal(res.status(), 400);
+  await visit('error', page);
+
+  // error-redirect-uri: a redirect URI the client never registered
+  const url = new URL(env.authorizeUrl({ clientId }));
+  url.searchParams.set('redirect_uri', 'https://attacker.example/callback');
+  res = await page.goto(url.toString());
+  assert.equal(res.status(), 400);
+  await visit('error-redirect-uri', page);
+
+  return { clientId };
+}
