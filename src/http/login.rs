@@ -597,4 +597,35 @@ mod tests {
     fn the_dummy_hash_parses_so_unknown_users_cost_a_full_verification() {
         assert!(PasswordHash::new(super::DUMMY_HASH).is_ok());
     }
+
+    #[test]
+    fn the_consent_form_may_redirect_to_the_redirect_uris_origin_and_nothing_injected() {
+        let source = |uri: &str| super::redirect_source(uri);
+
+        assert_eq!(
+            source("http://127.0.0.1:4000/cb").as_deref(),
+            Some("http://127.0.0.1:4000")
+        );
+        assert_eq!(
+            source("https://App.Example.com/cb?x=1").as_deref(),
+            Some("https://app.example.com")
+        );
+        assert_eq!(source("http://[::1]:4000/cb").as_deref(), Some("http:"));
+        assert_eq!(
+            source("cursor://anysphere.cursor-mcp/oauth/callback").as_deref(),
+            Some("cursor:")
+        );
+        assert_eq!(
+            source("com.example.app:/oauth").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(
+            source("x-app://a;script-src%20*/cb").as_deref(),
+            Some("x-app:")
+        );
+        assert!(
+            super::consent_csp("http://localhost:5000/cb")
+                .contains("form-action 'self' http://localhost:5000; base-uri 'none'")
+        );
+    }
 }

@@ -80,7 +80,7 @@ fn has_raw_userinfo(raw: &str) -> bool {
 }
 
 /// Finds the registered URI that `requested` matches: exact string equality, or — for a
-/// registered `http` loopback URI — the same host, path and query on any port (RFC 8252 §7.3).
+/// registered `http` loopback URI — the same string apart from the port (RFC 8252 §7.3).
 pub fn find_match<'a>(requested: &str, registered: &'a [String]) -> Option<&'a str> {
     if let Some(exact) = registered.iter().find(|r| r.as_str() == requested) {
         return Some(exact);
@@ -92,20 +92,44 @@ pub fn find_match<'a>(requested: &str, registered: &'a [String]) -> Option<&'a s
         .map(String::as_str)
 }
 
-/// The port-less identity of an `http` loopback URI, or `None` when the rule does not apply.
-/// Strings the parser would rewrite (dot segments, backslashes, percent-encoded dots) are
-/// refused rather than normalised, so a match is always a literal one apart from the port.
-fn loopback_parts(raw: &str) -> Option<(String, String, Option<String>)> {
-    let lower = raw.to_ascii_lowercase();
-    if raw.contains(['\\', '#', '@']) || lower.contains("%2e") || lower.contains("/.") {
+/// The port-less identity of an `http` loopback URI — its host and the rest of the string,
+/// both as written — or `None` when the rule does not apply.
+///
+/// The comparison is textual, not on parsed URLs: the URL parser lower-cases, strips tabs and
+/// newlines, resolves dot segments and rewrites `127.1` as `127.0.0.1`, and a match must never
+/// depend on such rewriting (RFC 6749 §3.1.2.3 compares strings; RFC 8252 §7.3 only frees the
+/// port). The one equivalence allowed is an empty path and `/` (RFC 3986 §6.2.3).
+fn loopback_parts(raw: &str) -> Option<(&str, String)> {
+    let rest = raw.strip_prefix("http://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = match authority.rsplit_once(':') {
+        Some((host, port))
+            if (1..=5).contains(&port.len())
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.contains(':') || host.ends_with(']')) =>
+        {
+            host
+        }
+        _ => authority,
+    };
+    if host.is_empty()
+        || raw
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '\\' | '#' | '@'))
+    {
         return None;
     }
     let url = Url::parse(raw).ok()?;
-    if url.scheme() != "http" || !is_loopback_host(&url) {
+    if url.scheme() != "http" || !is_loopback_host(&url) || url.host_str() != Some(host) {
         return None;
     }
-    let host = url.host_str()?.to_ascii_lowercase();
-    Some((host, url.path().to_owned(), url.query().map(str::to_owned)))
+    let tail = if tail.is_empty() || tail.starts_with('?') {
+        format!("/{tail}")
+    } else {
+        tail.to_owned()
+    };
+    Some((host, tail))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod admin;
 mod authorize;
 mod cluster;
 mod config;
+mod docs;
 mod faults;
 mod flow;
 mod metadata;

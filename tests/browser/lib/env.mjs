@@ -273,6 +273,11 @@ export function unknownClientId() {
   return `mcp-desktop-client-${randomBytes(24).toString('hex')}`;
 }
 
+/** Resolves once every CSS transition and animation on the page has finished. */
+export async function settle(page) {
+  await page.evaluate(() => Promise.all(document.getAnimations().map((a) => a.finished.catch(() => {}))));
+}
+
 /**
  * Runs axe-core on the page as it is now and resolves with its violations, each reduced to
  * { id, impact, help, nodes: [{ target, summary }] }.
@@ -283,6 +288,9 @@ export function unknownClientId() {
  * own CSP stays in force, so the check sees the page exactly as a visitor does.
  */
 export async function runAxe(page) {
+  // After a palette or viewport change, colours are mid-transition for a moment (buttons fade
+  // their background); axe must judge the colours a person actually reads, so let them settle.
+  await settle(page);
   const loaded = await page.evaluate(() => typeof window.axe?.run === 'function');
   if (!loaded) await page.evaluate(axeSource);
   return page.evaluate(async () => {
