@@ -341,15 +341,15 @@ pub async fn proceed(
             session = Some(s);
             cookie = Some(c);
         }
-        if let Some(s) = &session {
-            if remembered(state, &s.session.username, &request).await? {
-                let mut res =
-                    code_redirect(state, &request, &s.session.username, StatusCode::FOUND).await;
-                if let Some(c) = cookie {
-                    let _ = res.add_cookie(&c);
-                }
-                return Ok(res);
+        if let Some(s) = &session
+            && remembered(state, &s.session.username, &request).await?
+        {
+            let mut res =
+                code_redirect(state, &request, &s.session.username, StatusCode::FOUND).await;
+            if let Some(c) = cookie {
+                let _ = res.add_cookie(&c);
             }
+            return Ok(res);
         }
         let pending = PendingRequest {
             id: secret::random_token(),
@@ -380,20 +380,21 @@ pub async fn proceed(
     result.unwrap_or_else(|e| Html::problem(state, &store_problem(&e)))
 }
 
-/// The form's CSRF token compared with the expected one; a mismatch is a 403 page.
-fn check_csrf(state: &AppState, params: &Params, expected: &str) -> Result<(), HttpResponse> {
-    if params
+/// Whether the form's CSRF token is the expected one (compared in constant time).
+fn csrf_ok(params: &Params, expected: &str) -> bool {
+    params
         .get("csrf_token")
         .is_some_and(|t| secret::equal(t, expected))
-    {
-        return Ok(());
-    }
-    Err(page_problem(
+}
+
+/// The answer to a form whose CSRF token is missing or wrong.
+fn forged_form(state: &AppState) -> HttpResponse {
+    page_problem(
         state,
         StatusCode::FORBIDDEN,
         ErrorCode::InvalidRequest,
         "This form was not sent from the sign-in page. Go back to the application and start again.",
-    ))
+    )
 }
 
 /// Loads the pending request named by the form and its client (the CSRF token is checked by
@@ -450,8 +451,8 @@ pub async fn post_login(state: web::Data<AppState>, payload: web::Payload) -> Ht
         Ok(p) => p,
         Err(res) => return res,
     };
-    if let Err(res) = check_csrf(&state, &params, &pending.csrf) {
-        return res;
+    if !csrf_ok(&params, &pending.csrf) {
+        return forged_form(&state);
     }
     let username = params.get("username").unwrap_or("").trim().to_owned();
     let password = params.get("password").unwrap_or("").to_owned();
@@ -545,8 +546,8 @@ pub async fn post_consent(
         }
         Err(e) => return Html::problem(&state, &store_problem(&e)),
     };
-    if let Err(res) = check_csrf(&state, &params, &consent_csrf(&pending, &signed_in.id)) {
-        return res;
+    if !csrf_ok(&params, &consent_csrf(&pending, &signed_in.id)) {
+        return forged_form(&state);
     }
     let session = &signed_in.session;
     // The decision is used once, even if two processes see the same form.
