@@ -225,8 +225,11 @@ async fn remembered(
         .store
         .get_json(&keys::consent(username, &request.client_id))
         .await?;
+    let now = state.clock.now();
     Ok(consent.is_some_and(|c| {
-        c.resource == request.resource && request.scopes.iter().all(|s| c.scopes.contains(s))
+        c.expires_at > now
+            && c.resource == request.resource
+            && request.scopes.iter().all(|s| c.scopes.contains(s))
     }))
 }
 
@@ -355,6 +358,7 @@ pub async fn proceed(
             id: secret::random_token(),
             csrf: secret::random_token(),
             request,
+            expires_at: state.clock.now() + PENDING_TTL,
         };
         state
             .store
@@ -397,18 +401,26 @@ fn forged_form(state: &AppState) -> HttpResponse {
     )
 }
 
+/// The pending request `id`, unless it is gone or has expired by the app clock.
+async fn load_pending(state: &AppState, id: &str) -> Result<PendingRequest, HttpResponse> {
+    match state
+        .store
+        .get_json::<PendingRequest>(&keys::pending(id))
+        .await
+    {
+        Ok(Some(p)) if p.expires_at > state.clock.now() => Ok(p),
+        Ok(_) => Err(expired_request(state)),
+        Err(e) => Err(Html::problem(state, &store_problem(&e))),
+    }
+}
+
 /// Loads the pending request named by the form and its client (the CSRF token is checked by
 /// the caller, which knows what it must be bound to).
 async fn pending_from_form(
     state: &AppState,
     params: &Params,
 ) -> Result<(PendingRequest, Client), HttpResponse> {
-    let id = params.get("request").unwrap_or("");
-    let pending: PendingRequest = match state.store.get_json(&keys::pending(id)).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return Err(expired_request(state)),
-        Err(e) => return Err(Html::problem(state, &store_problem(&e))),
-    };
+    let pending = load_pending(state, params.get("request").unwrap_or("")).await?;
     match state.store.client(&pending.request.client_id).await {
         Ok(Some(c)) => Ok((pending, c)),
         Ok(None) => Err(page_problem(
@@ -492,11 +504,9 @@ pub async fn post_login(state: web::Data<AppState>, payload: web::Payload) -> Ht
 /// `GET /consent?request=…`: the consent page for a signed-in person.
 pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
-    let id = params.get("request").unwrap_or("");
-    let pending: PendingRequest = match state.store.get_json(&keys::pending(id)).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return expired_request(&state),
-        Err(e) => return Html::problem(&state, &store_problem(&e)),
+    let pending = match load_pending(&state, params.get("request").unwrap_or("")).await {
+        Ok(p) => p,
+        Err(res) => return res,
     };
     let client = match state.store.client(&pending.request.client_id).await {
         Ok(Some(c)) => c,
@@ -564,6 +574,7 @@ pub async fn post_consent(
                 let consent = Consent {
                     scopes: request.scopes.clone(),
                     resource: request.resource.clone(),
+                    expires_at: state.clock.now() + days * 86_400,
                 };
                 let key = keys::consent(&session.username, &request.client_id);
                 if let Err(e) = state

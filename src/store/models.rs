@@ -26,6 +26,9 @@ pub struct PendingRequest {
     /// Ties the sign-in and consent forms to this request (CSRF).
     pub csrf: String,
     pub request: crate::oauth::authorize::ValidRequest,
+    /// Seconds since the epoch; checked against the app clock as well as the store's TTL.
+    #[serde(default)]
+    pub expires_at: u64,
 }
 
 /// A signed-in person.
@@ -75,4 +78,7 @@ pub struct Token {
 pub struct Consent {
     pub scopes: Vec<String>,
     pub resource: Option<String>,
+    /// Seconds since the epoch; checked against the app clock as well as the store's TTL.
+    #[serde(default)]
+    pub expires_at: u64,
 }

@@ -652,6 +652,21 @@ async fn a_pending_request_is_used_once() {
 }
 
 #[actix_web::test]
+async fn a_pending_request_expires_after_ten_minutes() {
+    let app = dev_app(&[]).await;
+    let client = public_client(&app).await;
+    let page = open_authorize(&app, None, &client.id, "").await;
+    let cookie = page.session_cookie().expect("session cookie");
+
+    app.clock.advance(601);
+    let late = decide(&app, Some(&cookie), &page, "approve").await;
+
+    assert_eq!(late.status, 400, "{}", late.body);
+    assert!(late.header("location").is_empty());
+    assert!(late.body.contains("expired"));
+}
+
+#[actix_web::test]
 async fn the_sign_in_page_escapes_the_client_name() {
     let app = password_app(&[]).await;
     let client = client_from(
@@ -766,6 +781,23 @@ async fn remembered_consent_is_off_when_remember_consent_days_is_0() {
 
     assert_eq!(again.status, 200, "{}", again.body);
     assert!(again.is_consent_page());
+}
+
+#[actix_web::test]
+async fn remembered_consent_lapses_after_remember_consent_days() {
+    let app = password_app(&[
+        ("login.remember_consent_days", "1"),
+        ("login.session_ttl", "604800"),
+    ])
+    .await;
+    let client = public_client(&app).await;
+    let (_, cookie) = approve_in(&app, None, &client.id, "").await;
+
+    app.clock.advance(86_401);
+    let again = open_authorize(&app, Some(&cookie), &client.id, "").await;
+
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.is_consent_page(), "asked again after a day");
 }
 
 #[actix_web::test]
