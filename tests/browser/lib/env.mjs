@@ -132,8 +132,13 @@ export async function startEnvironment() {
     if (doorman && !exited) {
       doorman.kill('SIGTERM');
       const done = new Promise((resolve) => doorman.once('exit', resolve));
-      const killed = await Promise.race([done.then(() => true), sleep(5000).then(() => false)]);
-      if (!killed) doorman.kill('SIGKILL');
+      let timer;
+      const timeout = new Promise((resolve) => {
+        timer = setTimeout(() => resolve(false), 5000);
+      });
+      const stopped = await Promise.race([done.then(() => true), timeout]);
+      clearTimeout(timer);
+      if (!stopped) doorman.kill('SIGKILL');
     }
     client.closeAllConnections?.();
     await new Promise((resolve) => client.close(() => resolve()));
@@ -227,6 +232,13 @@ users = [{ username = ${q(USER.username)}, password_hash = ${q(passwordHash())} 
    */
   env.newPage = async ({ viewport = DESKTOP, colorScheme = 'light', bypassCSP = false } = {}) => {
     const context = await env.browser.newContext({ viewport, colorScheme, bypassCSP, locale: 'en-US' });
+    // Chromium logs a CSP block on the console too; this reports it even if that message changes.
+    // Init scripts are installed through the DevTools protocol, which the page's CSP does not govern.
+    await context.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (e) => {
+        console.error(`CSP blocked ${e.blockedURI || 'inline content'} (${e.effectiveDirective})`);
+      });
+    });
     const page = await context.newPage();
     // Every page is local; anything slower than this is a failure, reported while time remains.
     page.setDefaultTimeout(5000);

@@ -10,6 +10,7 @@
 //   consent               signed in: the consent page
 //   error                 GET /authorize without client_id
 //   error-redirect-uri    GET /authorize for a registered client with a redirect URI it never registered
+//   registered-confidential  GET /register, a confidential client registered: its secret, once
 //
 // Each step checks that it reached the page it meant to, so a visit never runs on the wrong page.
 
@@ -26,6 +27,7 @@ export const PAGE_NAMES = [
   'consent',
   'error',
   'error-redirect-uri',
+  'registered-confidential',
 ];
 
 /** The text of the page's h1. */
@@ -103,6 +105,14 @@ export async function walkEveryPage(env, page, visit) {
   res = await page.goto(url.toString());
   assert.equal(res.status(), 400);
   await visit('error-redirect-uri', page);
+
+  // registered-confidential: from the stand-alone form, so no retry link; a secret, once
+  await page.goto(`${env.issuer}/register`);
+  await submitRegistration(page, { name: 'Example Server', redirectUris: env.redirectUri, confidential: true });
+  assert.match(await heading(page), /registered/i);
+  assert.equal(await page.getByText('Client secret', { exact: true }).count(), 1);
+  assert.equal(await page.getByRole('link', { name: /Retry the sign-in/ }).count(), 0);
+  await visit('registered-confidential', page);
 
   return { clientId };
 }
