@@ -250,7 +250,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
 
 /// One log line per request; request data is `{:?}`-escaped so it cannot forge lines.
 fn log_line(method: &Method, target: &str, status: u16, elapsed: Duration) {
-    log::info!("{method} {target:?} {status} {}µs", elapsed.as_micros());
+    log::info!("{}", request_line(method, target, status, elapsed));
+}
+
+/// The text of a request's log line.
+pub fn request_line(method: &Method, target: &str, status: u16, elapsed: Duration) -> String {
+    format!("{method} {target:?} {status} {}µs", elapsed.as_micros())
 }
 
 /// Binds the listener and builds the server (not yet running). Tests call this with
@@ -279,19 +284,21 @@ pub fn build_server(
         App::new()
             .app_data(state.clone())
             .wrap_fn(move |req, srv| {
-                let started = Instant::now();
-                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
-                // Only copy request data when it will be logged.
-                let logged = log::log_enabled!(log::Level::Info)
-                    .then(|| (req.method().clone(), req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default()));
+                // Only read the clock and copy request data when a line will be logged.
+                let logged = log::log_enabled!(log::Level::Info).then(|| {
+                    let target = req.uri().path_and_query().map(|p| p.as_str().to_owned());
+                    (Instant::now(), req.method().clone(), target.unwrap_or_default())
+                });
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await?;
                     let status = res.status().as_u16();
-                    if let Some(m) = metrics {
-                        m.request(res.request().match_pattern().as_deref().unwrap_or("(unmatched)"), status);
+                    // Borrowed from the request rather than cloned for every request.
+                    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+                        let route = res.request().match_pattern();
+                        state.metrics.request(route.as_deref().unwrap_or("(unmatched)"), status);
                     }
-                    if let Some((method, target)) = logged {
+                    if let Some((started, method, target)) = logged {
                         log_line(&method, &target, status, started.elapsed());
                     }
                     Ok(res)
@@ -330,4 +337,19 @@ pub fn start(settings: Settings) -> Result<(Server, std::net::SocketAddr), Start
         build_server(settings, store, clock::Clock::default(), listener)?,
         addr,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_data_cannot_forge_a_log_line() {
+        let target = "/authorize?client_id=x\r\nINFO forged line&state=\u{1b}[31m";
+
+        let line = request_line(&Method::GET, target, 400, Duration::from_micros(7));
+
+        assert!(!line.contains('\n') && !line.contains('\r') && !line.contains('\u{1b}'), "{line}");
+        assert!(line.starts_with("GET \"/authorize?client_id=x\\r\\nINFO forged line"), "{line}");
+    }
 }

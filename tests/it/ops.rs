@@ -1,0 +1,79 @@
+//! Operations: /healthz, /readyz, /metrics (BEHAVIOUR §10).
+
+use crate::support::{CHROME_ACCEPT, RedisServer, TestApp, header, json, text};
+
+#[actix_web::test]
+async fn healthz_and_readyz_answer_while_the_store_is_reachable() {
+    let app = TestApp::spawn().await;
+
+    let mut health = app.get("/healthz").send().await.unwrap();
+    let mut ready = app.get("/readyz").send().await.unwrap();
+
+    assert_eq!(health.status(), 200);
+    assert_eq!(json(&mut health).await["status"], "ok");
+    assert_eq!(ready.status(), 200);
+    assert_eq!(json(&mut ready).await["storage"], "memory");
+}
+
+#[actix_web::test]
+async fn readyz_is_503_while_redis_is_down_but_healthz_stays_up() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let app = TestApp::with(&[
+        ("storage.backend", "redis"),
+        ("storage.redis_url", &url),
+        ("storage.timeout_ms", "500"),
+    ])
+    .await;
+    redis.kill();
+
+    let ready = app.get("/readyz").send().await.unwrap();
+    let health = app.get("/healthz").send().await.unwrap();
+
+    assert_eq!(ready.status(), 503);
+    assert!(!header(&ready, "retry-after").is_empty());
+    assert_eq!(health.status(), 200);
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_unregistered_answers_and_storage_latency() {
+    let app = TestApp::spawn().await;
+    app.get("/authorize?client_id=nobody").send().await.unwrap();
+    app.get("/authorize?client_id=nobody").send().await.unwrap();
+    app.get("/authorize?client_id=someone")
+        .insert_header(("accept", CHROME_ACCEPT))
+        .send()
+        .await
+        .unwrap();
+    app.get("/no/such/path/42").send().await.unwrap();
+
+    let mut res = app.get("/metrics").send().await.unwrap();
+    let body = text(&mut res).await;
+
+    assert_eq!(res.status(), 200);
+    assert!(header(&res, "content-type").starts_with("text/plain"));
+    assert!(
+        body.contains("doorman_http_requests_total{route=\"/authorize\",status=\"400\"} 3"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "doorman_unregistered_client_responses_total{reason=\"unknown\",renderer=\"json\"} 2"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "doorman_unregistered_client_responses_total{reason=\"unknown\",renderer=\"html\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("doorman_storage_operation_seconds_count{backend=\"memory\"} 3"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("/no/such/path/42"),
+        "raw paths are never labels: {body}"
+    );
+}
