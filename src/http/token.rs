@@ -59,11 +59,13 @@ async fn authenticated(
 ) -> Result<(Params, Client, Credentials), HttpResponse> {
     let media = crate::http::common::media_type(req);
     let body = read_body(payload).await.map_err(|e| {
-        let message = match e {
-            BodyError::TooLarge => "The request body is larger than 64 KiB.",
-            BodyError::Broken => "The request body could not be read.",
+        let (status, message) = match e {
+            BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "The request body is larger than 64 KiB."),
+            BodyError::Broken => (StatusCode::BAD_REQUEST, "The request body could not be read."),
         };
-        error_response(&err(ErrorCode::InvalidRequest, message), false)
+        let mut res = error_response(&err(ErrorCode::InvalidRequest, message), false);
+        *res.status_mut() = status;
+        res
     })?;
     if media != "application/x-www-form-urlencoded" {
         return Err(error_response(

@@ -80,7 +80,8 @@ fn has_raw_userinfo(raw: &str) -> bool {
 }
 
 /// Finds the registered URI that `requested` matches: exact string equality, or — for a
-/// registered `http` loopback URI — the same string apart from the port (RFC 8252 §7.3).
+/// registered `http://127.0.0.1`, `http://[::1]` or `http://localhost` URI — the same string
+/// apart from the port (RFC 8252 §7.3).
 pub fn find_match<'a>(requested: &str, registered: &'a [String]) -> Option<&'a str> {
     if let Some(exact) = registered.iter().find(|r| r.as_str() == requested) {
         return Some(exact);
@@ -121,7 +122,9 @@ fn loopback_parts(raw: &str) -> Option<(&str, String)> {
         return None;
     }
     let url = Url::parse(raw).ok()?;
-    if url.scheme() != "http" || !is_loopback_host(&url) || url.host_str() != Some(host) {
+    // RFC 8252 §7.3 and BEHAVIOUR §4: the rule is for these three hosts, as written.
+    let named = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
+    if !named || url.scheme() != "http" || url.host_str() != Some(host) {
         return None;
     }
     let tail = if tail.is_empty() || tail.starts_with('?') {
@@ -178,6 +181,39 @@ mod tests {
             find_match("http://localhost:5000/callback?x=1", &registered),
             None
         );
+    }
+
+    #[test]
+    fn loopback_rule_frees_the_port_and_nothing_else() {
+        let registered = regs(&[
+            "http://127.0.0.1/cb",
+            "http://[::1]/cb",
+            "http://localhost",
+            "http://127.0.0.2/cb",
+        ]);
+
+        assert_eq!(
+            find_match("http://localhost:8080/", &registered),
+            Some("http://localhost"),
+            "an empty path is /"
+        );
+        for rewritten in [
+            "HTTP://127.0.0.1:9/cb",
+            "http://127.1:9/cb",
+            "http://2130706433:9/cb",
+            "http://127.0.0.1:9/c\tb",
+            "http://127.0.0.1:9/c\nb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:99999/cb",
+            "http://[0:0:0:0:0:0:0:1]:9/cb",
+            "http://LOCALHOST:9/",
+            "http://127.0.0.2:9/cb",
+            "http://127.0.0.1:9/cb/%2e%2e/cb",
+            "http://127.0.0.1:9/x/../cb",
+            "http://127.0.0.1:9\\@evil.example/cb",
+        ] {
+            assert_eq!(find_match(rewritten, &registered), None, "{rewritten:?}");
+        }
     }
 
     #[test]
