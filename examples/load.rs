@@ -48,8 +48,9 @@ struct Args {
     /// Fault (b): one Doorman on the embedded backend, kill -9 at 50% and restart it.
     #[arg(long, conflicts_with_all = ["kill_redis", "cluster"])]
     embedded_kill9: bool,
-    /// A three-master Redis Cluster instead of one Redis.
-    #[arg(long, conflicts_with = "kill_redis")]
+    /// A three-master Redis Cluster instead of one Redis (with --kill-redis, the first master
+    /// is the one killed and restarted).
+    #[arg(long)]
     cluster: bool,
     /// Give up (exit 1) after this many seconds, whatever is left.
     #[arg(long, default_value_t = 900)]
@@ -465,8 +466,11 @@ impl Reply {
         self.header("retry-after")
             .parse::<u64>()
             .is_ok_and(|s| s > 0)
-            && (html || doc["error"] == "temporarily_unavailable")
-            && doc.get("reason").is_none()
+            && if html {
+                !String::from_utf8_lossy(&self.body).contains("not registered")
+            } else {
+                doc["error"] == "temporarily_unavailable" && doc.get("reason").is_none()
+            }
     }
 }
 
@@ -515,6 +519,10 @@ struct Ctx {
     tally: RefCell<Tally>,
     /// Set when the fault is over (Redis answers again, or the killed process serves again).
     fault_over: Cell<Option<Instant>>,
+    /// Set when the fault begins.
+    fault_began: Cell<Option<Instant>>,
+    /// Store-backed successes between the fault's beginning and its end.
+    served_in_fault: Cell<u64>,
 }
 
 impl Ctx {
@@ -536,6 +544,9 @@ impl Ctx {
 
     /// A store-backed success from process `p`: the first one after the fault is its recovery.
     fn success(&self, p: usize) {
+        if self.fault_began.get().is_some() && self.fault_over.get().is_none() {
+            self.served_in_fault.set(self.served_in_fault.get() + 1);
+        }
         if let Some(over) = self.fault_over.get() {
             let now = Instant::now();
             let mut t = self.tally.borrow_mut();
@@ -653,7 +664,7 @@ async fn worker(ctx: Rc<Ctx>) {
                 continue;
             }
         }
-        if ctx.args.flow_every == 0 || i % ctx.args.flow_every != 0 {
+        if ctx.args.flow_every == 0 || !i.is_multiple_of(ctx.args.flow_every) {
             continue;
         }
         let (Some(cookie), Some(request), Some(csrf)) = (
@@ -761,24 +772,36 @@ async fn kill_redis(ctx: Rc<Ctx>, storage: Rc<RefCell<Storage>>) -> FaultReport 
         return report;
     }
     // The node is taken out while it is down, so no RefCell borrow lives across an await.
-    let taken = std::mem::replace(
-        &mut *storage.borrow_mut(),
-        Storage::Embedded(PathBuf::new()),
-    );
+    // The node is taken out while it is down, so no RefCell borrow lives across an await; a
+    // cluster's other nodes stay in place.
+    let taken = std::mem::replace(&mut *storage.borrow_mut(), Storage::Cluster(Vec::new()));
     let mut node = match taken {
         Storage::Redis(node) => node,
+        Storage::Cluster(mut nodes) if !nodes.is_empty() => {
+            let first = nodes.remove(0);
+            *storage.borrow_mut() = Storage::Cluster(nodes);
+            first
+        }
         other => {
             *storage.borrow_mut() = other;
-            report.lines.push("fault: not a single Redis".into());
+            report.lines.push("fault: no Redis to kill".into());
             return report;
         }
     };
     let killed = Instant::now();
+    ctx.fault_began.set(Some(killed));
     node.kill();
     let acked_at_kill = ctx.tally.borrow().acked.len();
     sleep_ms(ctx.args.outage_ms).await;
+    // Restarted on the same data directory (its AOF) and, in a cluster, the same nodes.conf.
     let started = node.start().await;
-    *storage.borrow_mut() = Storage::Redis(node);
+    {
+        let mut storage = storage.borrow_mut();
+        match &mut *storage {
+            Storage::Cluster(nodes) if !nodes.is_empty() => nodes.insert(0, node),
+            single => *single = Storage::Redis(node),
+        }
+    }
     if let Err(e) = started {
         report
             .lines
@@ -802,7 +825,7 @@ async fn kill_redis(ctx: Rc<Ctx>, storage: Rc<RefCell<Storage>>) -> FaultReport 
         ready.push(when);
     }
     report.lines.push(format!(
-        "fault (a): redis-server killed (-9) after {acked_at_kill} acknowledged registrations; outage (kill → Redis answering again) {:.2} s",
+        "fault (a): a redis-server killed (-9) after {acked_at_kill} acknowledged registrations; outage (kill → Redis answering again) {:.2} s",
         (back - killed).as_secs_f64()
     ));
     report.lines.push(format!(
@@ -835,6 +858,7 @@ async fn kill_doorman(ctx: Rc<Ctx>, doorman: Rc<RefCell<Option<Doorman>>>) -> Fa
         return report;
     };
     let killed = Instant::now();
+    ctx.fault_began.set(Some(killed));
     kill(&mut d.child);
     let acked_at_kill = ctx.tally.borrow().acked.len();
     let restarted = d.spawn().await;
@@ -912,6 +936,8 @@ async fn run(args: Args) -> Result<bool, String> {
             ..Tally::default()
         }),
         fault_over: Cell::new(None),
+        fault_began: Cell::new(None),
+        served_in_fault: Cell::new(0),
     });
     let storage = Rc::new(RefCell::new(storage));
     let doorman_slot = Rc::new(RefCell::new(None));
@@ -1023,6 +1049,10 @@ async fn run(args: Args) -> Result<bool, String> {
         println!(
             "recovery (fault over → first successful request on each process): {}",
             recovery.join(", ")
+        );
+        println!(
+            "served during the fault (successful registrations, authorizations): {}",
+            ctx.served_in_fault.get()
         );
         ok &= f.ok && t.recovered.iter().all(Option::is_some);
     }

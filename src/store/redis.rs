@@ -1,5 +1,12 @@
 //! Redis backend, single server or Redis Cluster: the production store that several Doorman
 //! processes share. Expiring records use Redis TTLs (`SET .. PX`), never a sweeper.
+//!
+//! Cluster: every operation here touches exactly one key (GET, SET .. PX, SET NX, GETDEL, DEL),
+//! so none can fail with CROSSSLOT and no key needs a hash tag. An operation that ever touches
+//! several keys together (MULTI/EXEC, a Lua script, MGET, RENAME) must put them in one slot
+//! with a shared `{…}` hash tag, e.g. `family:{id}` beside `at:{id}:…`. Listing (`keys`) is the
+//! one command that spans slots: the cluster client sends KEYS to every primary and joins the
+//! answers (`tests/it/cluster.rs` checks both).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +15,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue};
-use tokio::sync::OnceCell;
 
 use super::StoreError;
 use crate::settings::RedisMode;
@@ -24,8 +30,130 @@ enum Conn {
     /// Built once, cloned per request; reconnects by itself after an outage.
     Single(ConnectionManager),
     /// Connected on first use (so Doorman starts while the cluster is still coming up), then
-    /// shared; the cluster connection follows topology changes and reconnects by itself.
-    Cluster(Arc<ClusterClient>, Arc<OnceCell<ClusterConnection>>),
+    /// shared; rebuilt when it stops answering (see `Cluster`).
+    Cluster(Arc<Cluster>),
+}
+
+/// A Redis Cluster connection with a watchdog. redis-rs' cluster connection follows topology
+/// changes and repairs lost node connections by itself, but under load it was seen (redis 1.8,
+/// `scripts/load --cluster --kill-redis`) to stay stuck after a restarted master came back:
+/// every command timed out for as long as the process lived, while a fresh connection worked at
+/// once. So when every command has failed for `reset_after` on end, the connection is dropped
+/// and the next command builds a new one: Doorman recovers by itself (BEHAVIOUR §2).
+struct Cluster {
+    client: ClusterClient,
+    current: std::sync::RwLock<Option<Current>>,
+    /// One connection attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
+    generations: std::sync::atomic::AtomicU64,
+    reset_after: Duration,
+}
+
+#[derive(Clone)]
+struct Current {
+    conn: ClusterConnection,
+    generation: u64,
+    /// Since when every command on this connection has failed; `None` after a success.
+    failing_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+/// One command on the cluster connection. Dropped without `succeeded` — an error, or the
+/// store's deadline cancelling it — it counts as a failure.
+struct Attempt<'a> {
+    cluster: &'a Cluster,
+    current: Current,
+    ok: bool,
+}
+
+impl Attempt<'_> {
+    fn succeeded(mut self) {
+        self.ok = true;
+        *lock(&self.current.failing_since) = None;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.ok {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let since = *lock(&self.current.failing_since).get_or_insert(now);
+        if now.duration_since(since) >= self.cluster.reset_after {
+            self.cluster.reset(self.current.generation, now - since);
+        }
+    }
+}
+
+/// A poisoned lock still holds a usable value here (an `Option` that is only ever replaced).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Cluster {
+    fn cached(&self) -> Option<Current> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn connection(&self) -> Result<Current, StoreError> {
+        if let Some(current) = self.cached() {
+            return Ok(current);
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(current) = self.cached() {
+            return Ok(current);
+        }
+        let conn = self
+            .client
+            .get_async_connection()
+            .await
+            .map_err(unavailable)?;
+        let current = Current {
+            conn,
+            generation: self
+                .generations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            failing_since: Arc::default(),
+        };
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(current.clone());
+        Ok(current)
+    }
+
+    /// Drops connection `generation` (unless another command replaced it already).
+    fn reset(&self, generation: u64, failing_for: Duration) {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.as_ref().is_some_and(|c| c.generation == generation) {
+            *current = None;
+            log::warn!(
+                "redis cluster: every command failed for {} ms; reconnecting",
+                failing_for.as_millis()
+            );
+        }
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        let current = self.connection().await?;
+        let mut conn = current.conn.clone();
+        let attempt = Attempt {
+            cluster: self,
+            current,
+            ok: false,
+        };
+        let result = cmd.query_async(&mut conn).await;
+        if result.is_ok() {
+            attempt.succeeded();
+        }
+        result.map_err(unavailable)
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -66,7 +194,13 @@ impl RedisStore {
                     .retries(2)
                     .build()
                     .map_err(bad_url)?;
-                Conn::Cluster(Arc::new(client), Arc::new(OnceCell::new()))
+                Conn::Cluster(Arc::new(Cluster {
+                    client,
+                    current: std::sync::RwLock::new(None),
+                    connecting: tokio::sync::Mutex::new(()),
+                    generations: std::sync::atomic::AtomicU64::new(0),
+                    reset_after: timeout,
+                }))
             }
         };
         Ok(Self {
@@ -82,15 +216,7 @@ impl RedisStore {
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         match &self.conn {
             Conn::Single(m) => cmd.query_async(&mut m.clone()).await.map_err(unavailable),
-            Conn::Cluster(client, cell) => {
-                let conn = cell
-                    .get_or_try_init(|| client.get_async_connection())
-                    .await
-                    .map_err(unavailable)?;
-                cmd.query_async(&mut conn.clone())
-                    .await
-                    .map_err(unavailable)
-            }
+            Conn::Cluster(cluster) => cluster.query(cmd).await,
         }
     }
 

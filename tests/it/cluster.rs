@@ -1,6 +1,6 @@
 //! Redis Cluster for real (issue 6 part 4): three masters on loopback ports, the
-//! backend-agnostic store suite against them, listing across masters, and one OAuth flow
-//! spread over two Doorman processes sharing the cluster.
+//! backend-agnostic store suite against them, listing across masters, one OAuth flow spread
+//! over two Doorman processes sharing the cluster, and a master killed under load.
 //!
 //! CROSSSLOT: every store operation touches exactly one key (GET, SET .. PX, SET NX, GETDEL,
 //! DEL — see `src/store/redis.rs`), so no operation needs its keys in one slot and no key
@@ -9,10 +9,12 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // in tests, a failed expectation is a failed test
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use doorman::store::Store;
 use serde_json::{Value, json};
 
+use crate::faults::{Kind, Load, WORKERS, assert_all_found, wait_for};
 use crate::storage::{client_round_trip, store_suite};
 use crate::support::{
     CHALLENGE, CHROME_ACCEPT, RedisCluster, TestApp, VERIFIER, redis_cli, settings,
@@ -254,4 +256,66 @@ async fn two_processes_on_one_cluster_share_a_whole_flow() {
     assert_eq!(unknown_on_a.json()["reason"], "unknown");
     a.stop().await;
     b.stop().await;
+}
+
+#[actix_web::test]
+async fn a_master_killed_under_load_is_503_then_recovers_and_loses_nothing() {
+    let mut cluster = RedisCluster::start_durable();
+    let mut overrides = cluster.overrides();
+    overrides.push(("storage.timeout_ms".into(), "1000".into()));
+    let pairs: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = TestApp::with(&pairs).await;
+    let load = Load::start(&app.base);
+    let long = Duration::from_secs(30);
+
+    wait_for("registrations before the outage", long, || {
+        load.tally.borrow().acked.len() >= 40
+    })
+    .await;
+    cluster.kill_node(0);
+    wait_for("503 answers while a master is down", long, || {
+        load.tally.borrow().count(Kind::Register, 503) >= WORKERS
+    })
+    .await;
+    cluster.restart_node(0);
+    let restarted = Instant::now();
+    let mut ready_after = None;
+    while restarted.elapsed() < long {
+        if app.get("/readyz").send().await.expect("GET").status() == 200 {
+            ready_after = Some(restarted.elapsed());
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for("registrations after the restart", long, || {
+        load.tally.borrow().acks_after(restarted) >= 40
+    })
+    .await;
+    let t = load.finish().await;
+    let (unexpected, bad_503) = t.violations();
+    eprintln!(
+        "cluster fault: {} answers ({} registered, {} × 503), every master reachable {ready_after:?} after the restart",
+        t.answers.len(),
+        t.acked.len(),
+        t.answers.iter().filter(|a| a.status == 503).count(),
+    );
+
+    assert!(
+        unexpected.is_empty(),
+        "only 201/302 or 503, never a 500 or the unregistered answer: {unexpected:?}"
+    );
+    assert!(
+        bad_503.is_empty(),
+        "a 503 is temporarily_unavailable with Retry-After: {bad_503:?}"
+    );
+    assert_eq!(t.unanswered, 0, "every request got an answer");
+    assert!(
+        ready_after.is_some_and(|d| d < Duration::from_secs(5)),
+        "/readyz is 200 within seconds of the master's return: {ready_after:?}"
+    );
+    assert_all_found(&app.base, &t.acked).await;
+    app.stop().await;
 }

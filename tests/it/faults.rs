@@ -17,41 +17,41 @@ use crate::support::{DoormanProcess, RedisServer, TestApp, http_status};
 /// Registered for every load client; any loopback port matches it at /authorize.
 const REDIRECT: &str = "http://127.0.0.1/callback";
 /// Concurrent clients of the load.
-const WORKERS: usize = 8;
+pub const WORKERS: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
+pub enum Kind {
     Register,
     Authorize,
 }
 
 /// What one request got back.
 #[derive(Debug)]
-struct Answer {
-    kind: Kind,
-    status: u16,
-    retry_after: String,
-    error: Option<String>,
-    reason: Option<String>,
-    at: Instant,
+pub struct Answer {
+    pub kind: Kind,
+    pub status: u16,
+    pub retry_after: String,
+    pub error: Option<String>,
+    pub reason: Option<String>,
+    pub at: Instant,
 }
 
 /// A registration the server acknowledged with 201.
-struct Acked {
-    client_id: String,
-    bearer: String,
+pub struct Acked {
+    pub client_id: String,
+    pub bearer: String,
 }
 
 #[derive(Default)]
-struct Tally {
-    answers: Vec<Answer>,
-    acked: Vec<Acked>,
+pub struct Tally {
+    pub answers: Vec<Answer>,
+    pub acked: Vec<Acked>,
     /// Requests that got no HTTP answer at all (the process was killed under them).
-    unanswered: usize,
+    pub unanswered: usize,
 }
 
 impl Tally {
-    fn count(&self, kind: Kind, status: u16) -> usize {
+    pub fn count(&self, kind: Kind, status: u16) -> usize {
         self.answers
             .iter()
             .filter(|a| a.kind == kind && a.status == status)
@@ -59,7 +59,7 @@ impl Tally {
     }
 
     /// The first 201 received after `t`.
-    fn first_ack_after(&self, t: Instant) -> Option<Instant> {
+    pub fn first_ack_after(&self, t: Instant) -> Option<Instant> {
         self.answers
             .iter()
             .filter(|a| a.kind == Kind::Register && a.status == 201 && a.at > t)
@@ -67,7 +67,34 @@ impl Tally {
             .min()
     }
 
-    fn acks_after(&self, t: Instant) -> usize {
+    /// Answers the contract forbids under a storage fault: anything but 201 (register),
+    /// 302 (authorize of a known client) or 503; and 503s that are not
+    /// `temporarily_unavailable` with `Retry-After`, or that carry the unregistered `reason`.
+    pub fn violations(&self) -> (Vec<&Answer>, Vec<&Answer>) {
+        let unexpected = self
+            .answers
+            .iter()
+            .filter(|a| {
+                !matches!(
+                    (a.kind, a.status),
+                    (Kind::Register, 201) | (Kind::Authorize, 302) | (_, 503)
+                )
+            })
+            .collect();
+        let bad_503 = self
+            .answers
+            .iter()
+            .filter(|a| a.status == 503)
+            .filter(|a| {
+                a.error.as_deref() != Some("temporarily_unavailable")
+                    || a.reason.is_some()
+                    || !a.retry_after.parse::<u64>().is_ok_and(|s| s > 0)
+            })
+            .collect();
+        (unexpected, bad_503)
+    }
+
+    pub fn acks_after(&self, t: Instant) -> usize {
         self.answers
             .iter()
             .filter(|a| a.kind == Kind::Register && a.status == 201 && a.at > t)
@@ -168,31 +195,39 @@ async fn worker(base: String, tally: Rc<RefCell<Tally>>, stop: Rc<Cell<bool>>) {
     }
 }
 
-/// Starts `WORKERS` load workers against `base`.
-fn start_load(
-    base: &str,
-) -> (
-    Rc<RefCell<Tally>>,
-    Rc<Cell<bool>>,
-    Vec<actix_web::rt::task::JoinHandle<()>>,
-) {
-    let tally = Rc::new(RefCell::new(Tally::default()));
-    let stop = Rc::new(Cell::new(false));
-    let workers = (0..WORKERS)
-        .map(|_| actix_web::rt::spawn(worker(base.to_owned(), tally.clone(), stop.clone())))
-        .collect();
-    (tally, stop, workers)
+/// `WORKERS` load workers against one server.
+pub struct Load {
+    pub tally: Rc<RefCell<Tally>>,
+    stop: Rc<Cell<bool>>,
+    workers: Vec<actix_web::rt::task::JoinHandle<()>>,
 }
 
-async fn stop_load(stop: &Cell<bool>, workers: Vec<actix_web::rt::task::JoinHandle<()>>) {
-    stop.set(true);
-    for w in workers {
-        w.await.expect("load worker");
+impl Load {
+    pub fn start(base: &str) -> Self {
+        let tally = Rc::new(RefCell::new(Tally::default()));
+        let stop = Rc::new(Cell::new(false));
+        let workers = (0..WORKERS)
+            .map(|_| actix_web::rt::spawn(worker(base.to_owned(), tally.clone(), stop.clone())))
+            .collect();
+        Self {
+            tally,
+            stop,
+            workers,
+        }
+    }
+
+    /// Stops the workers after their current request; everything they recorded.
+    pub async fn finish(self) -> Tally {
+        self.stop.set(true);
+        for w in self.workers {
+            w.await.expect("load worker");
+        }
+        self.tally.take()
     }
 }
 
 /// Polls `done` every 10 ms, failing the test after `within`.
-async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+pub async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < within, "timed out waiting for {what}");
@@ -201,7 +236,7 @@ async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) 
 }
 
 /// Every acknowledged client is found by `base`: its RFC 7592 read answers 200.
-async fn assert_all_found(base: &str, acked: &[Acked]) {
+pub async fn assert_all_found(base: &str, acked: &[Acked]) {
     let http = http_client();
     let mut missing = Vec::new();
     for a in acked {
@@ -233,48 +268,28 @@ async fn redis_killed_under_registration_load_is_503_then_recovers_and_loses_not
         ("storage.timeout_ms", "1000"),
     ])
     .await;
-    let (tally, stop, workers) = start_load(&app.base);
+    let load = Load::start(&app.base);
     let long = Duration::from_secs(20);
 
     wait_for("registrations before the outage", long, || {
-        tally.borrow().acked.len() >= 40
+        load.tally.borrow().acked.len() >= 40
     })
     .await;
     redis.kill();
     let killed = Instant::now();
     wait_for("503 answers during the outage", long, || {
-        tally.borrow().count(Kind::Register, 503) >= 2 * WORKERS
+        load.tally.borrow().count(Kind::Register, 503) >= 2 * WORKERS
     })
     .await;
     redis.restart();
     let restarted = Instant::now();
     wait_for("registrations after the restart", long, || {
-        tally.borrow().acks_after(restarted) >= 40
+        load.tally.borrow().acks_after(restarted) >= 40
     })
     .await;
-    stop_load(&stop, workers).await;
-    let t = tally.take();
+    let t = load.finish().await;
     let recovery = t.first_ack_after(restarted).expect("an ack") - restarted;
-    let unexpected: Vec<&Answer> = t
-        .answers
-        .iter()
-        .filter(|a| {
-            !matches!(
-                (a.kind, a.status),
-                (Kind::Register, 201) | (Kind::Authorize, 302) | (_, 503)
-            )
-        })
-        .collect();
-    let bad_503: Vec<&Answer> = t
-        .answers
-        .iter()
-        .filter(|a| a.status == 503)
-        .filter(|a| {
-            a.error.as_deref() != Some("temporarily_unavailable")
-                || a.reason.is_some()
-                || !a.retry_after.parse::<u64>().is_ok_and(|s| s > 0)
-        })
-        .collect();
+    let (unexpected, bad_503) = t.violations();
     eprintln!(
         "redis fault: {} answers ({} registered, {} × 503), outage {:?}, recovery {recovery:?}",
         t.answers.len(),
@@ -306,19 +321,18 @@ async fn kill_9_under_embedded_registration_load_loses_no_acknowledged_client() 
     let path = dir.path().join("doorman.redb").display().to_string();
     let mut doorman =
         DoormanProcess::start(&[("storage.backend", "embedded"), ("storage.path", &path)]);
-    let (tally, stop, workers) = start_load(&doorman.base);
+    let load = Load::start(&doorman.base);
 
     wait_for(
         "registrations before the kill",
         Duration::from_secs(30),
-        || tally.borrow().acked.len() >= 150,
+        || load.tally.borrow().acked.len() >= 150,
     )
     .await;
     doorman.kill_9();
-    stop_load(&stop, workers).await;
+    let t = load.finish().await;
     doorman.restart();
     let ready = http_status(doorman.addr, "/readyz");
-    let t = tally.take();
     let failed: Vec<&Answer> = t
         .answers
         .iter()

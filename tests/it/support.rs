@@ -380,18 +380,31 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
 /// then `redis-cli --cluster create … --cluster-replicas 0`), killed on drop. Fails the test
 /// (never skips) when redis-server or redis-cli is missing.
 pub struct RedisCluster {
-    nodes: Vec<Child>,
+    nodes: Vec<Option<Child>>,
     pub ports: Vec<u16>,
     pub dir: tempfile::TempDir,
+    /// AOF with `appendfsync always` on every node, so a killed node restarts with its data.
+    durable: bool,
 }
 
 impl RedisCluster {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A cluster whose nodes fsync every write to their AOF before answering, for tests that
+    /// kill and restart a node.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cluster = Self {
             nodes: Vec::new(),
             ports: Vec::new(),
             dir,
+            durable,
         };
         for n in 0..3 {
             cluster.start_node(n);
@@ -418,37 +431,59 @@ impl RedisCluster {
         cluster
     }
 
+    /// `redis-server` for node `n` on `port`: its own directory (`nodes.conf`, AOF) under `dir`.
+    fn spawn_node(&self, n: usize, port: u16) -> Child {
+        let node_dir = self.dir.path().join(format!("node-{n}"));
+        std::fs::create_dir_all(&node_dir).expect("node dir");
+        let appendonly = if self.durable { "yes" } else { "no" };
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--save",
+                "",
+                "--appendonly",
+                appendonly,
+                "--appendfsync",
+                "always",
+                "--dir",
+            ])
+            .arg(&node_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)")
+    }
+
+    /// Waits until `child` answers PING on `port`; false when it exited (port taken).
+    fn wait_node(child: &mut Child, port: u16) -> bool {
+        for _ in 0..400 {
+            if child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            if redis_pong(port) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+
     /// Starts node `n` on a free port, trying another port if that one was taken meanwhile.
     fn start_node(&mut self, n: usize) {
         for _ in 0..10 {
             let port = free_cluster_port();
-            let mut child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--cluster-enabled",
-                    "yes",
-                ])
-                .arg("--cluster-config-file")
-                .arg(self.dir.path().join(format!("nodes-{n}.conf")))
-                .args(["--save", "", "--appendonly", "no", "--dir"])
-                .arg(self.dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (scripts/test installs it)");
-            for _ in 0..200 {
-                if child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                if redis_pong(port) {
-                    self.nodes.push(child);
-                    self.ports.push(port);
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(25));
+            let mut child = self.spawn_node(n, port);
+            if Self::wait_node(&mut child, port) {
+                self.nodes.push(Some(child));
+                self.ports.push(port);
+                return;
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -456,8 +491,29 @@ impl RedisCluster {
         panic!("cluster node {n}: redis-server did not start");
     }
 
+    /// `kill -9` of node `n`.
+    pub fn kill_node(&mut self, n: usize) {
+        if let Some(mut child) = self.nodes[n].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `n` again on its port, with its `nodes.conf` (and AOF, when durable); returns
+    /// once it answers PING (the cluster reports `ok` a moment later).
+    pub fn restart_node(&mut self, n: usize) {
+        self.kill_node(n);
+        let port = self.ports[n];
+        let mut child = self.spawn_node(n, port);
+        assert!(
+            Self::wait_node(&mut child, port),
+            "cluster node {n} did not restart on port {port}"
+        );
+        self.nodes[n] = Some(child);
+    }
+
     /// Waits until every node reports `cluster_state:ok`.
-    fn wait_ok(&self) {
+    pub fn wait_ok(&self) {
         for _ in 0..200 {
             if self
                 .ports
@@ -495,9 +551,8 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for child in &mut self.nodes {
-            let _ = child.kill();
-            let _ = child.wait();
+        for n in 0..self.nodes.len() {
+            self.kill_node(n);
         }
     }
 }
