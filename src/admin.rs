@@ -21,15 +21,29 @@ pub enum AdminError {
 }
 
 /// Lists clients, one line each; a progress line goes to `progress` every 1,000 clients.
-pub async fn list(state: &AppState, out: &mut impl Write, progress: &mut impl Write) -> Result<usize, AdminError> {
+pub async fn list(
+    state: &AppState,
+    out: &mut impl Write,
+    progress: &mut impl Write,
+) -> Result<usize, AdminError> {
     let ids = state.store.client_ids().await?;
     let total = ids.len();
     writeln!(out, "{:<24} {:<12} {:<8} NAME", "CLIENT_ID", "TYPE", "URIS")?;
     for (i, id) in ids.iter().enumerate() {
         if let Some(c) = state.store.client(id).await? {
-            let kind = if c.metadata.is_confidential() { "confidential" } else { "public" };
+            let kind = if c.metadata.is_confidential() {
+                "confidential"
+            } else {
+                "public"
+            };
             let name = c.metadata.client_name.as_deref().unwrap_or("-");
-            writeln!(out, "{:<24} {:<12} {:<8} {name:?}", c.client_id, kind, c.metadata.redirect_uris.len())?;
+            writeln!(
+                out,
+                "{:<24} {:<12} {:<8} {name:?}",
+                c.client_id,
+                kind,
+                c.metadata.redirect_uris.len()
+            )?;
         }
         if total >= 1000 && (i + 1) % 1000 == 0 {
             writeln!(progress, "listed {} of {total} clients…", i + 1)?;
@@ -40,9 +54,17 @@ pub async fn list(state: &AppState, out: &mut impl Write, progress: &mut impl Wr
 
 /// Prints one client as its RFC 7591 document (without secrets, which are stored hashed).
 pub async fn show(state: &AppState, id: &str, out: &mut impl Write) -> Result<(), AdminError> {
-    let client = state.store.client(id).await?.ok_or_else(|| AdminError::NotFound(id.to_owned()))?;
+    let client = state
+        .store
+        .client(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(id.to_owned()))?;
     let doc = client_document(state, &client, None, None);
-    writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    )?;
     Ok(())
 }
 
@@ -58,22 +80,41 @@ pub async fn register(
     let input = MetadataInput {
         client_name: Some(name.to_owned()),
         redirect_uris: Some(redirect_uris.to_vec()),
-        token_endpoint_auth_method: Some(if confidential { "client_secret_basic" } else { "none" }.to_owned()),
+        token_endpoint_auth_method: Some(
+            if confidential {
+                "client_secret_basic"
+            } else {
+                "none"
+            }
+            .to_owned(),
+        ),
         scope: scope.map(str::to_owned),
         ..Default::default()
     };
     let metadata = register::validate(input, &state.settings.scopes.supported)
         .map_err(|e| AdminError::Invalid(format!("{}: {}", e.error.code, e.error.description)))?;
     let created = create_client(state, metadata).await?;
-    writeln!(out, "client_id:                 {}", created.client.client_id)?;
+    writeln!(
+        out,
+        "client_id:                 {}",
+        created.client.client_id
+    )?;
     if let Some(secret) = &created.client_secret {
         writeln!(out, "client_secret:             {secret}   (shown once)")?;
     }
-    writeln!(out, "registration_access_token: {}   (shown once)", created.registration_access_token)?;
+    writeln!(
+        out,
+        "registration_access_token: {}   (shown once)",
+        created.registration_access_token
+    )?;
     Ok(created.client.client_id)
 }
 
 /// Deletes a client.
 pub async fn delete(store: &Store, id: &str) -> Result<(), AdminError> {
-    if store.delete_client(id).await? { Ok(()) } else { Err(AdminError::NotFound(id.to_owned())) }
+    if store.delete_client(id).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(id.to_owned()))
+    }
 }

@@ -50,11 +50,21 @@ impl AppState {
         let rl = &settings.rate_limit;
         let keys = ratelimit::ClientIp::new(&rl.trusted_proxies);
         let limit = |burst: u32, period_ms: u64, methods: &[Method]| {
-            ratelimit::config(burst, Duration::from_millis(period_ms), keys.clone(), methods).filter(|_| rl.enabled)
+            ratelimit::config(
+                burst,
+                Duration::from_millis(period_ms),
+                keys.clone(),
+                methods,
+            )
+            .filter(|_| rl.enabled)
         };
         let register_limit = limit(rl.register_burst, rl.register_period_ms, &[Method::POST]);
         let token_limit = limit(rl.token_burst, rl.token_period_ms, &[Method::POST]);
-        let authorize_limit = limit(rl.authorize_burst, rl.authorize_period_ms, &[Method::GET, Method::POST]);
+        let authorize_limit = limit(
+            rl.authorize_burst,
+            rl.authorize_period_ms,
+            &[Method::GET, Method::POST],
+        );
         let meta = Metadata::build(&settings);
         let ep = &meta.endpoints;
         let static_base = format!("{}/static", ep.base_path);
@@ -139,7 +149,11 @@ fn is_form(ctx: &guard::GuardContext<'_>) -> bool {
 macro_rules! limited_service {
     ($cfg:expr, $resource:expr, $limit:expr, $outer:expr) => {
         match $limit {
-            Some(conf) => $cfg.service($resource.wrap(actix_governor::Governor::new(conf)).wrap($outer)),
+            Some(conf) => $cfg.service(
+                $resource
+                    .wrap(actix_governor::Governor::new(conf))
+                    .wrap($outer),
+            ),
             None => $cfg.service($resource.wrap($outer)),
         }
     };
@@ -287,7 +301,11 @@ pub fn build_server(
                 // Only read the clock and copy request data when a line will be logged.
                 let logged = log::log_enabled!(log::Level::Info).then(|| {
                     let target = req.uri().path_and_query().map(|p| p.as_str().to_owned());
-                    (Instant::now(), req.method().clone(), target.unwrap_or_default())
+                    (
+                        Instant::now(),
+                        req.method().clone(),
+                        target.unwrap_or_default(),
+                    )
                 });
                 let fut = srv.call(req);
                 async move {
@@ -296,7 +314,9 @@ pub fn build_server(
                     // Borrowed from the request rather than cloned for every request.
                     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
                         let route = res.request().match_pattern();
-                        state.metrics.request(route.as_deref().unwrap_or("(unmatched)"), status);
+                        state
+                            .metrics
+                            .request(route.as_deref().unwrap_or("(unmatched)"), status);
                     }
                     if let Some((started, method, target)) = logged {
                         log_line(&method, &target, status, started.elapsed());
@@ -349,7 +369,13 @@ mod tests {
 
         let line = request_line(&Method::GET, target, 400, Duration::from_micros(7));
 
-        assert!(!line.contains('\n') && !line.contains('\r') && !line.contains('\u{1b}'), "{line}");
-        assert!(line.starts_with("GET \"/authorize?client_id=x\\r\\nINFO forged line"), "{line}");
+        assert!(
+            !line.contains('\n') && !line.contains('\r') && !line.contains('\u{1b}'),
+            "{line}"
+        );
+        assert!(
+            line.starts_with("GET \"/authorize?client_id=x\\r\\nINFO forged line"),
+            "{line}"
+        );
     }
 }

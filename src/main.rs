@@ -93,8 +93,21 @@ fn clients(settings: Settings, cmd: ClientsCommand) -> ExitCode {
                 eprintln!("{n} clients");
             }
             ClientsCommand::Show { client_id } => admin::show(&state, &client_id, &mut out).await?,
-            ClientsCommand::Register { name, redirect_uris, confidential, scope } => {
-                admin::register(&state, &name, &redirect_uris, confidential, scope.as_deref(), &mut out).await?;
+            ClientsCommand::Register {
+                name,
+                redirect_uris,
+                confidential,
+                scope,
+            } => {
+                admin::register(
+                    &state,
+                    &name,
+                    &redirect_uris,
+                    confidential,
+                    scope.as_deref(),
+                    &mut out,
+                )
+                .await?;
             }
             ClientsCommand::Delete { client_id } => {
                 admin::delete(&state.store, &client_id).await?;

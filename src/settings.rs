@@ -151,11 +151,15 @@ impl IpRange {
         };
         match (self.network, ip) {
             (V4(n), V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (V6(n), V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -171,11 +175,19 @@ impl TryFrom<String> for IpRange {
             Some((a, p)) => (a, Some(p)),
             None => (s.as_str(), None),
         };
-        let network: std::net::IpAddr = addr.trim().parse().map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+        let network: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
-            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{s:?} has an invalid prefix length"))?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has an invalid prefix length"))?,
         };
         Ok(Self { network, prefix })
     }
@@ -277,9 +289,17 @@ impl Settings {
         }
         let rl = &self.rate_limit;
         for (key, burst, period) in [
-            ("rate_limit.register_burst", rl.register_burst, rl.register_period_ms),
+            (
+                "rate_limit.register_burst",
+                rl.register_burst,
+                rl.register_period_ms,
+            ),
             ("rate_limit.token_burst", rl.token_burst, rl.token_period_ms),
-            ("rate_limit.authorize_burst", rl.authorize_burst, rl.authorize_period_ms),
+            (
+                "rate_limit.authorize_burst",
+                rl.authorize_burst,
+                rl.authorize_period_ms,
+            ),
         ] {
             if burst == 0 || period == 0 {
                 return Err(invalid(key, "burst and period must be greater than 0"));
@@ -374,7 +394,10 @@ mod tests {
 
         assert!(docker.contains("172.18.0.5".parse().unwrap()));
         assert!(!docker.contains("172.32.0.1".parse().unwrap()));
-        assert!(docker.contains("::ffff:172.18.0.5".parse().unwrap()), "IPv4-mapped IPv6");
+        assert!(
+            docker.contains("::ffff:172.18.0.5".parse().unwrap()),
+            "IPv4-mapped IPv6"
+        );
         assert!(single.contains("10.0.0.1".parse().unwrap()));
         assert!(!single.contains("10.0.0.2".parse().unwrap()));
         assert!(v6.contains("fd12::1".parse().unwrap()));

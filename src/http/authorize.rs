@@ -41,13 +41,13 @@ async fn authorize<R: Renderer>(
     params: Params,
     raw: &str,
 ) -> HttpResponse {
-    let sent_state = params.get("state").map(str::to_owned);
+    let sent_state = params.get("state");
     // Step 1.
     let client_id = match authorize::client_id(&params) {
         Ok(id) => id,
         Err(error) => {
             let problem = Problem {
-                state: sent_state,
+                state: sent_state.map(str::to_owned),
                 ..Problem::new(StatusCode::BAD_REQUEST, error)
             };
             return R::problem(state, &problem);
@@ -75,23 +75,21 @@ async fn authorize<R: Renderer>(
         Outcome::Direct(error) => {
             let problem = Problem {
                 client_id: Some(client_id.to_owned()),
-                state: sent_state,
+                state: sent_state.map(str::to_owned),
                 ..Problem::new(StatusCode::BAD_REQUEST, error)
             };
             R::problem(state, &problem)
         }
         Outcome::Unregistered { client_id, reason } => {
-            state.metrics.unregistered(reason.as_str(), if R::HTML { "html" } else { "json" });
+            state
+                .metrics
+                .unregistered(reason.as_str(), if R::HTML { "html" } else { "json" });
             let view = Unregistered {
-                client_id,
+                client_id: &client_id,
                 state: sent_state,
                 reason,
-                redirect_uri: params.get("redirect_uri").map(str::to_owned),
-                retry_query: if raw.len() <= MAX_RETRY {
-                    raw.to_owned()
-                } else {
-                    String::new()
-                },
+                redirect_uri: params.get("redirect_uri"),
+                retry_query: if raw.len() <= MAX_RETRY { raw } else { "" },
             };
             R::unregistered(state, &view)
         }

@@ -1,5 +1,6 @@
 //! Pieces every handler shares: cache headers, Link hints, bounded bodies, storage failures.
 
+use actix_web::http::header::HeaderValue;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, HttpResponseBuilder, web};
 use futures_util::StreamExt;
@@ -14,20 +15,35 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Seconds a client should wait after a 503.
 pub const RETRY_AFTER_SECS: u64 = 5;
 
+/// `Content-Type` of every JSON answer. Header values used on every request are constants,
+/// so answering does not validate and copy the same text each time.
+pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+
 /// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 pub fn no_store(res: &mut HttpResponseBuilder) {
-    res.insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"));
+    res.insert_header((header::CACHE_CONTROL, NO_STORE))
+        .insert_header((header::PRAGMA, NO_CACHE));
 }
 
 /// `Link` to the registration endpoint (the relation other MCP servers use) and to the
 /// metadata document.
 pub fn link_header(ep: &Endpoints) -> String {
-    let meta = format!("<{}>; rel=\"oauth-authorization-server\"", ep.metadata);
-    match &ep.registration {
-        Some(reg) => format!("<{reg}>; rel=\"http://oauth.net/core/2.1/#registration\", {meta}"),
-        None => meta,
+    const REGISTRATION: &str = ">; rel=\"http://oauth.net/core/2.1/#registration\", <";
+    const METADATA: &str = ">; rel=\"oauth-authorization-server\"";
+    let reg = ep.registration.as_deref();
+    let mut link = String::with_capacity(
+        reg.map_or(0, |r| r.len() + REGISTRATION.len()) + ep.metadata.len() + METADATA.len() + 1,
+    );
+    link.push('<');
+    if let Some(reg) = reg {
+        link.push_str(reg);
+        link.push_str(REGISTRATION);
     }
+    link.push_str(&ep.metadata);
+    link.push_str(METADATA);
+    link
 }
 
 /// A body that is too large or could not be read.
@@ -117,4 +133,28 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_names_the_registration_endpoint_then_the_metadata() {
+        let settings = crate::settings::Settings::defaults().expect("default settings");
+        let mut ep = crate::metadata::Metadata::build(&settings).endpoints;
+        ep.registration = Some("https://as.example/register".into());
+        ep.metadata = "https://as.example/.well-known/oauth-authorization-server".into();
+
+        assert_eq!(
+            link_header(&ep),
+            "<https://as.example/register>; rel=\"http://oauth.net/core/2.1/#registration\", \
+             <https://as.example/.well-known/oauth-authorization-server>; rel=\"oauth-authorization-server\""
+        );
+        ep.registration = None;
+        assert_eq!(
+            link_header(&ep),
+            "<https://as.example/.well-known/oauth-authorization-server>; rel=\"oauth-authorization-server\""
+        );
+    }
 }

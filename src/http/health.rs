@@ -19,6 +19,10 @@ pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
-    let body = state.metrics.render(state.store.latency(), state.store.backend_name());
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
+    let body = state
+        .metrics
+        .render(state.store.latency(), state.store.backend_name());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
 }

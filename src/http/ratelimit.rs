@@ -25,7 +25,9 @@ pub struct ClientIp {
 
 impl ClientIp {
     pub fn new(trusted: &[IpRange]) -> Self {
-        Self { trusted: trusted.into() }
+        Self {
+            trusted: trusted.into(),
+        }
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -39,7 +41,11 @@ impl ClientIp {
         }
         // Walk from the right (the hop nearest to us); the first address that is not one of
         // our proxies is the client. Anything unparsable ends the walk.
-        let hops = forwarded_for.iter().flat_map(|h| h.split(',')).map(str::trim).collect::<Vec<_>>();
+        let hops = forwarded_for
+            .iter()
+            .flat_map(|h| h.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
         let mut client = peer;
         for hop in hops.iter().rev() {
             match hop.parse::<IpAddr>() {
@@ -94,7 +100,12 @@ pub type Config = GovernorConfig<ClientIp, governor::middleware::NoOpMiddleware<
 
 /// The limiter for `methods` on one route: `burst` requests at once, one more every `period`
 /// (preflights are not counted).
-pub fn config(burst: u32, period: Duration, key: ClientIp, methods: &[actix_web::http::Method]) -> Option<Config> {
+pub fn config(
+    burst: u32,
+    period: Duration,
+    key: ClientIp,
+    methods: &[actix_web::http::Method],
+) -> Option<Config> {
     GovernorConfigBuilder::default()
         .key_extractor(key)
         .methods(methods.to_vec())
@@ -113,9 +124,19 @@ mod tests {
         let keys = ClientIp::new(&[IpRange::try_from("10.0.0.0/24".to_owned()).unwrap()]);
         let stranger: IpAddr = "192.0.2.7".parse().unwrap();
 
-        assert_eq!(keys.client(stranger, &["203.0.113.9"]), stranger, "untrusted peer: header ignored");
-        assert_eq!(keys.client(proxy, &["198.51.100.1, 203.0.113.9"]), "203.0.113.9".parse::<IpAddr>().unwrap());
-        assert_eq!(keys.client(proxy, &["203.0.113.9, 10.0.0.1"]), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            keys.client(stranger, &["203.0.113.9"]),
+            stranger,
+            "untrusted peer: header ignored"
+        );
+        assert_eq!(
+            keys.client(proxy, &["198.51.100.1, 203.0.113.9"]),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            keys.client(proxy, &["203.0.113.9, 10.0.0.1"]),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(keys.client(proxy, &["garbage"]), proxy);
         assert_eq!(keys.client(proxy, &[]), proxy);
     }

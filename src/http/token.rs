@@ -60,8 +60,14 @@ async fn authenticated(
     let media = crate::http::common::media_type(req);
     let body = read_body(payload).await.map_err(|e| {
         let (status, message) = match e {
-            BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "The request body is larger than 64 KiB."),
-            BodyError::Broken => (StatusCode::BAD_REQUEST, "The request body could not be read."),
+            BodyError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is larger than 64 KiB.",
+            ),
+            BodyError::Broken => (
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            ),
         };
         let mut res = error_response(&err(ErrorCode::InvalidRequest, message), false);
         *res.status_mut() = status;

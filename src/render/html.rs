@@ -1,6 +1,7 @@
 //! The HTML renderer: styled pages for people, with the security headers of BEHAVIOUR §5.4.
 
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use sailfish::TemplateSimple;
@@ -17,16 +18,34 @@ pub struct Html;
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 pub const CSRF_COOKIE: &str = "doorman_csrf";
 
-/// A response builder carrying every header an HTML page needs.
+/// A response builder carrying every header an HTML page needs (constant values, so nothing
+/// is validated or copied per page).
 pub fn builder(status: StatusCode) -> HttpResponseBuilder {
+    const HEADERS: [(HeaderName, HeaderValue); 6] = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (header::VARY, HeaderValue::from_static("Accept")),
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ),
+    ];
     let mut res = HttpResponse::build(status);
     no_store(&mut res);
-    res.insert_header((header::CONTENT_SECURITY_POLICY, CSP))
-        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
-        .insert_header((header::VARY, "Accept"))
-        .content_type("text/html; charset=utf-8");
+    for pair in HEADERS {
+        res.insert_header(pair);
+    }
     res
 }
 
@@ -83,7 +102,7 @@ pub fn form_enabled(state: &AppState) -> bool {
 impl Renderer for Html {
     const HTML: bool = true;
 
-    fn unregistered(state: &AppState, view: &Unregistered) -> HttpResponse {
+    fn unregistered(state: &AppState, view: &Unregistered<'_>) -> HttpResponse {
         let ep = &state.meta.endpoints;
         let name = &state.settings.branding.name;
         let (headline, explanation, mut steps) = match &view.reason {
@@ -128,8 +147,8 @@ impl Renderer for Html {
         }
         let csrf = crate::oauth::secret::random_token();
         let form = show_form.then(|| RegisterForm {
-            redirect_uris: view.redirect_uri.clone().unwrap_or_default(),
-            retry: view.retry_query.clone(),
+            redirect_uris: view.redirect_uri.unwrap_or_default().to_owned(),
+            retry: view.retry_query.to_owned(),
             ..new_form(state, csrf.clone())
         });
         let mut res = builder(StatusCode::BAD_REQUEST);
@@ -144,7 +163,7 @@ impl Renderer for Html {
                 title: headline,
                 headline,
                 explanation,
-                client_id: &view.client_id,
+                client_id: view.client_id,
                 steps,
                 registration_doc: ep.registration.as_ref().map(|_| ep.documentation.as_str()),
                 form,

@@ -37,23 +37,24 @@ impl Problem {
     }
 }
 
-/// The unregistered-client answer (BEHAVIOUR §5).
+/// The unregistered-client answer (BEHAVIOUR §5). Borrows from the request: the JSON renderer
+/// uses only a few fields, so nothing is copied for it.
 #[derive(Debug, Clone)]
-pub struct Unregistered {
-    pub client_id: String,
-    pub state: Option<String>,
+pub struct Unregistered<'a> {
+    pub client_id: &'a str,
+    pub state: Option<&'a str>,
     pub reason: UnknownReason,
     /// The request's redirect_uri, to prefill the registration form.
-    pub redirect_uri: Option<String>,
-    /// The original authorization query, so a new registration can retry it.
-    pub retry_query: String,
+    pub redirect_uri: Option<&'a str>,
+    /// The original authorization query, so a new registration can retry it ("" when too long).
+    pub retry_query: &'a str,
 }
 
 /// One way of answering; handlers are generic over it (`get_authorize::<Html>`).
 pub trait Renderer: 'static {
     /// Whether this renderer produces HTML (some handlers set cookies only for pages).
     const HTML: bool;
-    fn unregistered(state: &AppState, view: &Unregistered) -> HttpResponse;
+    fn unregistered(state: &AppState, view: &Unregistered<'_>) -> HttpResponse;
     fn problem(state: &AppState, problem: &Problem) -> HttpResponse;
 }
 

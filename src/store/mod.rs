@@ -50,23 +50,15 @@ pub struct Store {
 
 macro_rules! dispatch {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {{
-        let fut = async {
-            match &$self.backend {
-                Backends::Memory(s) => s.$method($($arg),*).await,
-                Backends::Embedded(s) => s.$method($($arg),*).await,
-                Backends::Redis(s) => s.$method($($arg),*).await,
-            }
-        };
         let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout($self.timeout, fut).await;
+        let result = match &$self.backend {
+            // A memory operation is done when called: no deadline timer to arm and disarm.
+            Backends::Memory(s) => s.$method($($arg),*).await,
+            Backends::Embedded(s) => $self.deadline(s.$method($($arg),*)).await,
+            Backends::Redis(s) => $self.deadline(s.$method($($arg),*)).await,
+        };
         $self.latency.observe(started.elapsed());
-        match outcome {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {} ms",
-                $self.timeout.as_millis()
-            ))),
-        }
+        result
     }};
 }
 
@@ -92,7 +84,26 @@ impl Store {
     }
 
     pub fn new(backend: Backends, timeout: Duration) -> Self {
-        Self { backend, timeout, latency: Default::default() }
+        Self {
+            backend,
+            timeout,
+            latency: Default::default(),
+        }
+    }
+
+    /// `fut`, or `Unavailable` when it has not finished within the storage timeout.
+    async fn deadline<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "no answer within {} ms",
+                    self.timeout.as_millis()
+                )))
+            })
     }
 
     /// Latency of every storage operation, for `/metrics`.

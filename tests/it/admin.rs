@@ -25,17 +25,54 @@ fn stderr(o: &Output) -> String {
 fn clients_register_list_show_and_delete_against_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
 
-    let registered = doorman(dir.path(), &["clients", "register", "--name", "Desk app", "--redirect-uri", "http://127.0.0.1/cb", "--redirect-uri", "cursor://x/cb"]);
-    let confidential = doorman(dir.path(), &["clients", "register", "--name", "Server", "--redirect-uri", "https://app.example/cb", "--confidential"]);
+    let registered = doorman(
+        dir.path(),
+        &[
+            "clients",
+            "register",
+            "--name",
+            "Desk app",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--redirect-uri",
+            "cursor://x/cb",
+        ],
+    );
+    let confidential = doorman(
+        dir.path(),
+        &[
+            "clients",
+            "register",
+            "--name",
+            "Server",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--confidential",
+        ],
+    );
     let list = doorman(dir.path(), &["clients", "list"]);
 
     assert!(registered.status.success(), "{}", stderr(&registered));
-    let id = stdout(&registered).lines().next().unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    let id = stdout(&registered)
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
     assert!(stdout(&registered).contains("registration_access_token"));
-    assert!(!stdout(&registered).contains("client_secret"), "public clients get no secret");
+    assert!(
+        !stdout(&registered).contains("client_secret"),
+        "public clients get no secret"
+    );
     assert!(stdout(&confidential).contains("client_secret"));
     assert!(list.status.success());
-    assert!(stdout(&list).contains(&id) && stdout(&list).contains("\"Desk app\"") && stdout(&list).contains("confidential"));
+    assert!(
+        stdout(&list).contains(&id)
+            && stdout(&list).contains("\"Desk app\"")
+            && stdout(&list).contains("confidential")
+    );
     assert!(stderr(&list).contains("2 clients"));
 
     let show = doorman(dir.path(), &["clients", "show", &id]);
@@ -56,10 +93,24 @@ fn clients_register_list_show_and_delete_against_the_embedded_store() {
 fn clients_register_refuses_bad_metadata_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
 
-    let out = doorman(dir.path(), &["clients", "register", "--name", "x", "--redirect-uri", "http://evil.example/cb"]);
+    let out = doorman(
+        dir.path(),
+        &[
+            "clients",
+            "register",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "http://evil.example/cb",
+        ],
+    );
 
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("invalid_redirect_uri"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid_redirect_uri"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
 }
 
@@ -78,6 +129,8 @@ fn check_config_prints_the_effective_issuer_and_endpoints() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("issuer:                 https://auth.example.com/tenant"));
-    assert!(text.contains("https://auth.example.com/.well-known/oauth-authorization-server/tenant"));
+    assert!(
+        text.contains("https://auth.example.com/.well-known/oauth-authorization-server/tenant")
+    );
     assert!(text.contains("https://auth.example.com/tenant/token"));
 }

@@ -16,7 +16,11 @@ fn default_keys() -> Vec<String> {
             section = name.to_owned();
         } else if let Some((key, _)) = line.split_once('=') {
             let key = key.trim();
-            keys.push(if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") });
+            keys.push(if section.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{section}.{key}")
+            });
         }
     }
     keys
@@ -27,8 +31,14 @@ fn readme_settings_table_lists_every_default_key() {
     let keys = default_keys();
 
     assert!(keys.len() > 30, "parsed too few keys: {keys:?}");
-    let missing: Vec<&String> = keys.iter().filter(|k| !README.contains(&format!("| `{k}` |"))).collect();
-    assert!(missing.is_empty(), "README settings table lacks: {missing:?}");
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !README.contains(&format!("| `{k}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README settings table lacks: {missing:?}"
+    );
 }
 
 #[test]
@@ -41,7 +51,8 @@ fn readme_gives_the_two_commands() {
 #[test]
 fn files_the_compose_file_mounts_exist() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml");
-    let compose: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let compose: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
 
     let mut mounted = 0;
     for (_, service) in compose["services"].as_mapping().unwrap() {
@@ -54,6 +65,12 @@ fn files_the_compose_file_mounts_exist() {
             }
         }
     }
-    assert!(mounted >= 1, "the proxy config is mounted from the repository");
-    assert!(compose["services"]["doorman"]["build"].as_str() == Some("."), "doorman is built from the Dockerfile");
+    assert!(
+        mounted >= 1,
+        "the proxy config is mounted from the repository"
+    );
+    assert!(
+        compose["services"]["doorman"]["build"].as_str() == Some("."),
+        "doorman is built from the Dockerfile"
+    );
 }

@@ -1003,12 +1003,10 @@ fn application_json_at_q1_never_gives_html() {
 }
 
 /// The same with `application/json` listed again at a lower quality, e.g.
-/// `application/json;q=0, application/json, text/html`. Today the first of two equally specific
-/// ranges decides, so that header gets HTML although it names JSON at q=1 (the `accept` fuzz
-/// target finds the same in about a second with `fuzz/accept.dict`).
+/// `application/json;q=0, application/json, text/html`: among equally specific ranges the
+/// highest quality counts (the first one used to decide, and the `accept` fuzz target found
+/// it in about a second with `fuzz/accept.dict`).
 #[test]
-#[ignore = "defect in src/negotiate.rs: among equally specific ranges the first decides a \
-            type's quality, the highest must (fix in the issue 6 part 3 report)"]
 fn application_json_at_q1_never_gives_html_even_when_listed_twice() {
     check(
         "json_q1_listed_twice_never_html",
