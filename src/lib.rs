@@ -23,7 +23,7 @@ use actix_web::{App, HttpResponse, HttpServer, guard, web};
 use crate::http::{authorize, health, login, metadata as meta_http, ratelimit, register, token};
 use crate::metadata::{Metadata, OPENID_WELL_KNOWN, WELL_KNOWN};
 use crate::negotiate::PrefersHtml;
-use crate::render::pages::Chrome;
+use crate::render::pages::{Chrome, Escaped};
 use crate::render::{Html, Json};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
@@ -34,6 +34,8 @@ pub struct AppState {
     pub store: Store,
     pub meta: Arc<Metadata>,
     pub chrome: Chrome,
+    /// Settings-derived parts of the unregistered-client answers, built once.
+    pub answers: render::Answers,
     pub clock: clock::Clock,
     pub metrics: Arc<metrics::Metrics>,
     /// Per-IP limits on POST /register, POST /token and /authorize, shared by every worker
@@ -69,18 +71,20 @@ impl AppState {
         let ep = &meta.endpoints;
         let static_base = format!("{}/static", ep.base_path);
         let chrome = Chrome {
-            name: settings.branding.name.clone(),
-            css: format!("{static_base}/doorman.css"),
-            logo: format!("{static_base}/{}", settings.branding.logo),
-            favicon: format!("{static_base}/favicon.svg"),
-            docs: ep.documentation.clone(),
-            metadata: ep.metadata.clone(),
+            name: Escaped::new(&settings.branding.name),
+            css: Escaped::new(&format!("{static_base}/doorman.css")),
+            logo: Escaped::new(&format!("{static_base}/{}", settings.branding.logo)),
+            favicon: Escaped::new(&format!("{static_base}/favicon.svg")),
+            docs: Escaped::new(&ep.documentation),
+            metadata: Escaped::new(&ep.metadata),
         };
+        let answers = render::Answers::new(&settings, &meta.endpoints);
         Self {
             settings: Arc::new(settings),
             store,
             meta: Arc::new(meta),
             chrome,
+            answers,
             clock,
             register_limit,
             token_limit,
@@ -131,6 +135,17 @@ async fn preflight() -> HttpResponse {
         .finish()
 }
 
+/// Method guards for the busiest resource, `/authorize`. actix's own (`web::get()`) also note
+/// every method they check for its automatic 405, which allocates on each check of each
+/// route; `/authorize` answers 405 itself instead.
+fn is_get(ctx: &guard::GuardContext<'_>) -> bool {
+    ctx.head().method == Method::GET
+}
+
+fn is_post(ctx: &guard::GuardContext<'_>) -> bool {
+    ctx.head().method == Method::POST
+}
+
 fn is_form(ctx: &guard::GuardContext<'_>) -> bool {
     ctx.head()
         .headers()
@@ -147,6 +162,12 @@ fn is_form(ctx: &guard::GuardContext<'_>) -> bool {
 /// configuration is shared by every worker and mount point), then behind `$outer` (CORS goes
 /// outside the limiter, so browser clients can read a 429 and its Retry-After).
 macro_rules! limited_service {
+    ($cfg:expr, $resource:expr, $limit:expr) => {
+        match $limit {
+            Some(conf) => $cfg.service($resource.wrap(actix_governor::Governor::new(conf))),
+            None => $cfg.service($resource),
+        }
+    };
     ($cfg:expr, $resource:expr, $limit:expr, $outer:expr) => {
         match $limit {
             Some(conf) => $cfg.service(
@@ -165,19 +186,33 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
         cfg,
         web::resource("/authorize")
             .route(
-                web::get()
+                web::route()
+                    .guard(guard::fn_guard(is_get))
                     .guard(PrefersHtml)
                     .to(authorize::get_authorize::<Html>),
             )
-            .route(web::get().to(authorize::get_authorize::<Json>))
             .route(
-                web::post()
+                web::route()
+                    .guard(guard::fn_guard(is_get))
+                    .to(authorize::get_authorize::<Json>),
+            )
+            .route(
+                web::route()
+                    .guard(guard::fn_guard(is_post))
                     .guard(PrefersHtml)
                     .to(authorize::post_authorize::<Html>),
             )
-            .route(web::post().to(authorize::post_authorize::<Json>)),
-        &state.authorize_limit,
-        DefaultHeaders::new()
+            .route(
+                web::route()
+                    .guard(guard::fn_guard(is_post))
+                    .to(authorize::post_authorize::<Json>),
+            )
+            .default_service(web::to(|| async {
+                HttpResponse::MethodNotAllowed()
+                    .insert_header((actix_web::http::header::ALLOW, "GET, POST"))
+                    .finish()
+            })),
+        &state.authorize_limit
     );
     let register_resource = web::resource("/register")
         .route(
@@ -238,19 +273,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
             .route(web::get().to(meta_http::get_metadata))
             .route(web::method(Method::OPTIONS).to(preflight))
     };
-    // RFC 8414 §3.1 form, the form some clients try (`{path}/.well-known/...`), and the
-    // OpenID discovery names.
-    for prefix in [WELL_KNOWN, OPENID_WELL_KNOWN] {
-        cfg.service(metadata_resource(format!("{prefix}{base}")));
-        if !base.is_empty() {
-            cfg.service(metadata_resource(format!("{base}{prefix}")));
-        }
-    }
-    cfg.route("/healthz", web::get().to(health::get_healthz))
-        .route("/readyz", web::get().to(health::get_readyz))
-        .route("/metrics", web::get().to(health::get_metrics));
+    // Resources are tried in order, so the ones asked for most come first: the RFC 8414 §3.1
+    // metadata URL, then /authorize. The form some clients try (`{path}/.well-known/...`)
+    // comes before the issuer path's scope, which would otherwise take it.
+    cfg.service(metadata_resource(format!("{WELL_KNOWN}{base}")));
     let static_dir = state.settings.server.static_dir.clone();
     if !base.is_empty() {
+        for prefix in [WELL_KNOWN, OPENID_WELL_KNOWN] {
+            cfg.service(metadata_resource(format!("{base}{prefix}")));
+        }
         let st = static_dir.clone();
         cfg.service(web::scope(&base).configure(|c| {
             routes(c, state);
@@ -259,6 +290,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
     }
     // The origin's root answers too (BEHAVIOUR §9), so clients that drop the issuer path work.
     routes(cfg, state);
+    // The OpenID discovery name.
+    cfg.service(metadata_resource(format!("{OPENID_WELL_KNOWN}{base}")));
+    cfg.route("/healthz", web::get().to(health::get_healthz))
+        .route("/readyz", web::get().to(health::get_readyz))
+        .route("/metrics", web::get().to(health::get_metrics));
     cfg.service(actix_files::Files::new("/static", static_dir));
 }
 

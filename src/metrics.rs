@@ -88,7 +88,8 @@ struct CounterShard {
     /// Route pattern → (status, count); looked up by `&str`, so counting allocates nothing
     /// once a route and status have been seen.
     requests: Mutex<HashMap<String, Vec<(u16, u64)>>>,
-    unregistered: Mutex<HashMap<(&'static str, &'static str), u64>>,
+    /// (reason, renderer) → count: a handful of pairs, found by comparison without hashing.
+    unregistered: Mutex<Vec<((&'static str, &'static str), u64)>>,
 }
 
 impl Metrics {
@@ -108,8 +109,12 @@ impl Metrics {
     }
 
     pub fn unregistered(&self, reason: &'static str, renderer: &'static str) {
-        if let Ok(mut map) = self.shards[shard()].unregistered.lock() {
-            *map.entry((reason, renderer)).or_default() += 1;
+        if let Ok(mut counts) = self.shards[shard()].unregistered.lock() {
+            let key = (reason, renderer);
+            match counts.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((key, 1)),
+            }
         }
     }
 

@@ -1,6 +1,8 @@
 //! Content negotiation as a route guard (RFC 9110 §12.5.1): HTML only when the client ranks
 //! `text/html` strictly above `application/json`.
 
+use std::cell::RefCell;
+
 use actix_web::HttpMessage;
 use actix_web::guard::{Guard, GuardContext};
 use actix_web::http::header::{self, Accept, HeaderMap, Quality, QualityItem};
@@ -39,6 +41,34 @@ pub fn prefers_html(accept: &Accept) -> bool {
 /// Accept header lists eight ranges, of which two matter; parsing all eight into a `Vec` cost
 /// a fifth of the instructions of a whole `/authorize` answer.
 fn headers_prefer_html(headers: &HeaderMap) -> bool {
+    // Browsers send the same Accept header with every page request, so each worker thread
+    // remembers the last single header it decided (a copy, up to 512 bytes) and its decision.
+    thread_local! {
+        static LAST: RefCell<(Vec<u8>, bool)> = const { RefCell::new((Vec::new(), false)) };
+    }
+    let mut values = headers.get_all(header::ACCEPT);
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return decide(headers);
+    };
+    let bytes = value.as_bytes();
+    if bytes.len() > 512 {
+        return decide(headers);
+    }
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return decide(headers);
+        };
+        if last.0 != bytes {
+            last.0.clear();
+            last.0.extend_from_slice(bytes);
+            last.1 = decide(headers);
+        }
+        last.1
+    })
+}
+
+/// `headers_prefer_html` without the memory.
+fn decide(headers: &HeaderMap) -> bool {
     let mut ranks = Ranks::default();
     for value in headers.get_all(header::ACCEPT) {
         // As in `Header::parse`: one value that is not visible ASCII spoils the header.
@@ -183,6 +213,33 @@ mod tests {
         assert!(!html_for(Some("text/html, application/json")));
         assert!(!html_for(Some("not a media type")));
         assert!(!html_for(Some("")));
+    }
+
+    /// The remembered decision is the last header's: repeated and alternating headers on one
+    /// thread each get their own answer.
+    #[test]
+    fn a_remembered_decision_is_used_only_for_the_same_header() {
+        for (accept, html) in [
+            (CHROME, true),
+            (CHROME, true),
+            ("application/json", false),
+            ("application/json", false),
+            (CHROME, true),
+            ("text/html;q=0", false),
+            ("text/html", true),
+            ("text/html;q=0", false),
+        ] {
+            assert_eq!(html_for(Some(accept)), html, "{accept}");
+        }
+        let mut two = TestRequest::default()
+            .append_header(("accept", "text/html"))
+            .append_header(("accept", "application/json"))
+            .to_http_request();
+        assert!(!request_prefers_html(&two));
+        two = TestRequest::default()
+            .append_header(("accept", "text/html"))
+            .to_http_request();
+        assert!(request_prefers_html(&two));
     }
 
     /// The shortcut (only the ranges that matter, bare ranges unparsed) decides as actix's

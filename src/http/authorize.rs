@@ -38,7 +38,7 @@ pub async fn post_authorize<R: Renderer>(
 async fn authorize<R: Renderer>(
     req: &HttpRequest,
     state: &AppState,
-    params: Params,
+    params: Params<'_>,
     raw: &str,
 ) -> HttpResponse {
     let sent_state = params.get("state");

@@ -18,8 +18,26 @@ pub const RETRY_AFTER_SECS: u64 = 5;
 /// `Content-Type` of every JSON answer. Header values used on every request are constants,
 /// so answering does not validate and copy the same text each time.
 pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
-const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+pub const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+pub const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+
+/// A response with `headers` and `body`, built without `HttpResponseBuilder`: for the answers
+/// served most often, whose header values are all ready-made.
+pub fn answer<const N: usize>(
+    status: StatusCode,
+    headers: [(header::HeaderName, HeaderValue); N],
+    body: impl Into<web::Bytes>,
+) -> HttpResponse {
+    // `Bytes` is a body `BoxBody` holds without boxing it again.
+    let body = actix_web::body::BoxBody::new(body.into());
+    let mut res = HttpResponse::with_body(status, body);
+    let map = res.headers_mut();
+    map.reserve(N);
+    for (name, value) in headers {
+        map.insert(name, value);
+    }
+    res
+}
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 pub fn no_store(res: &mut HttpResponseBuilder) {

@@ -418,7 +418,7 @@ async fn load_pending(state: &AppState, id: &str) -> Result<PendingRequest, Http
 /// the caller, which knows what it must be bound to).
 async fn pending_from_form(
     state: &AppState,
-    params: &Params,
+    params: &Params<'_>,
 ) -> Result<(PendingRequest, Client), HttpResponse> {
     let pending = load_pending(state, params.get("request").unwrap_or("")).await?;
     match state.store.client(&pending.request.client_id).await {

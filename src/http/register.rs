@@ -193,7 +193,7 @@ pub async fn get_register_form(state: web::Data<AppState>) -> HttpResponse {
 
 fn form_page(state: &AppState, status: StatusCode, form: RegisterForm) -> HttpResponse {
     let mut res = html::builder(status);
-    res.cookie(csrf_cookie(state, &form.csrf));
+    res.cookie(csrf_cookie(&state.meta.endpoints, &form.csrf));
     html::page(
         res,
         RegisterPage {

@@ -56,7 +56,7 @@ async fn authenticated(
     req: &HttpRequest,
     state: &AppState,
     payload: web::Payload,
-) -> Result<(Params, Client, Credentials), HttpResponse> {
+) -> Result<(Params<'static>, Client, Credentials), HttpResponse> {
     let media = crate::http::common::media_type(req);
     let body = read_body(payload).await.map_err(|e| {
         let (status, message) = match e {
@@ -82,7 +82,7 @@ async fn authenticated(
             false,
         ));
     }
-    let params = Params::parse(&body);
+    let params = Params::parse(&body).into_owned();
     if let Some(name) = params.first_repeated() {
         return Err(error_response(
             &err(
@@ -251,7 +251,7 @@ async fn family_active(state: &AppState, family_id: Option<&str>) -> Result<bool
     }
 }
 
-async fn authorization_code(state: &AppState, client: &Client, params: &Params) -> GrantResult {
+async fn authorization_code(state: &AppState, client: &Client, params: &Params<'_>) -> GrantResult {
     if let Err(e) = require_grant(client, GRANT_AUTHORIZATION_CODE) {
         return Ok(Err(e));
     }
@@ -318,7 +318,7 @@ async fn authorization_code(state: &AppState, client: &Client, params: &Params) 
     Ok(Ok(body))
 }
 
-async fn refresh_token(state: &AppState, client: &Client, params: &Params) -> GrantResult {
+async fn refresh_token(state: &AppState, client: &Client, params: &Params<'_>) -> GrantResult {
     if let Err(e) = require_grant(client, GRANT_REFRESH_TOKEN) {
         return Ok(Err(e));
     }
@@ -392,7 +392,7 @@ async fn refresh_token(state: &AppState, client: &Client, params: &Params) -> Gr
     Ok(Ok(body))
 }
 
-async fn client_credentials(state: &AppState, client: &Client, params: &Params) -> GrantResult {
+async fn client_credentials(state: &AppState, client: &Client, params: &Params<'_>) -> GrantResult {
     if client.secret_hash.is_none() {
         return Ok(Err(err(
             ErrorCode::UnauthorizedClient,

@@ -86,7 +86,7 @@ pub enum Outcome {
 }
 
 /// Step 1: the client_id, or the direct error.
-pub fn client_id(params: &Params) -> Result<&str, OAuthError> {
+pub fn client_id<'p>(params: &'p Params<'_>) -> Result<&'p str, OAuthError> {
     if params.is_repeated("client_id") {
         return Err(OAuthError::new(
             ErrorCode::InvalidRequest,
@@ -100,7 +100,7 @@ pub fn client_id(params: &Params) -> Result<&str, OAuthError> {
 
 /// Steps 2–4, given the lookup result of step 2 and the current time.
 pub fn validate(
-    params: &Params,
+    params: &Params<'_>,
     client_id: &str,
     lookup: ClientLookup<'_>,
     policy: &Policy<'_>,

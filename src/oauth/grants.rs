@@ -37,7 +37,7 @@ fn invalid_client(description: &str, basic: bool) -> AuthFailure {
 /// (RFC 6749 §2.3.1). Basic's id and secret are form-urlencoded before base64.
 pub fn credentials(
     authorization: Option<&str>,
-    params: &Params,
+    params: &Params<'_>,
 ) -> Result<Credentials, AuthFailure> {
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
@@ -140,7 +140,7 @@ fn grant_error(code: ErrorCode, description: impl Into<String>) -> OAuthError {
 pub fn check_code(
     code: &AuthCode,
     client_id: &str,
-    params: &Params,
+    params: &Params<'_>,
     now: u64,
 ) -> Result<(), OAuthError> {
     if code.client_id != client_id {
@@ -200,7 +200,7 @@ pub fn check_resource(params: &Params, bound: Option<&str>) -> Result<(), OAuthE
 }
 
 /// The scopes for a refreshed access token: the same or narrower, never wider (RFC 6749 §6).
-pub fn refresh_scopes(granted: &[String], params: &Params) -> Result<Vec<String>, OAuthError> {
+pub fn refresh_scopes(granted: &[String], params: &Params<'_>) -> Result<Vec<String>, OAuthError> {
     let Some(requested) = params.get("scope") else {
         return Ok(granted.to_vec());
     };

@@ -7,6 +7,7 @@ pub mod pages;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderValue;
 
 use crate::AppState;
 use crate::oauth::authorize::UnknownReason;
@@ -14,6 +15,27 @@ use crate::oauth::errors::OAuthError;
 
 pub use html::Html;
 pub use json::Json;
+
+/// The parts of the unregistered-client answers that depend only on settings, built once at
+/// start-up (the answer people and clients meet most, so it should cost little).
+pub struct Answers {
+    /// `Link` to the registration endpoint and the metadata (`http::common::link_header`).
+    pub link: HeaderValue,
+    pub json: json::UnregisteredJson,
+    pub html: html::UnregisteredTexts,
+}
+
+impl Answers {
+    pub fn new(settings: &crate::settings::Settings, ep: &crate::metadata::Endpoints) -> Self {
+        let link = crate::http::common::link_header(ep);
+        Self {
+            // The issuer is a checked URL, so the header value is valid; an empty one otherwise.
+            link: HeaderValue::try_from(link).unwrap_or(HeaderValue::from_static("")),
+            json: json::UnregisteredJson::new(ep),
+            html: html::UnregisteredTexts::new(settings, ep),
+        }
+    }
+}
 
 /// An error answered directly (never redirected).
 #[derive(Debug, Clone)]

@@ -1,16 +1,48 @@
 //! Page models for the sailfish templates under `templates/`. Every `<%= %>` escapes.
 
 use sailfish::TemplateSimple;
+use sailfish::runtime::{Buffer, Render, RenderError};
+
+/// Text escaped for HTML once, when it was made, by sailfish's own escaping: for text that
+/// every page shows and that changes only with the settings, so pages do not escape it again
+/// on every request. `<%= %>` writes it as it is; it cannot be made from unescaped text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escaped(String);
+
+impl Escaped {
+    pub fn new(text: &str) -> Self {
+        let mut out = String::with_capacity(text.len());
+        sailfish::runtime::escape::escape_to_string(text, &mut out);
+        Self(out)
+    }
+
+    /// The escaped text.
+    pub fn as_html(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Render for Escaped {
+    fn render(&self, b: &mut Buffer) -> Result<(), RenderError> {
+        b.push_str(&self.0);
+        Ok(())
+    }
+
+    fn render_escaped(&self, b: &mut Buffer) -> Result<(), RenderError> {
+        b.push_str(&self.0);
+        Ok(())
+    }
+}
 
 /// What every page shows around its content: name, logo, stylesheet, footer links.
 #[derive(Debug, Clone)]
 pub struct Chrome {
-    pub name: String,
-    pub css: String,
-    pub logo: String,
-    pub favicon: String,
-    pub docs: String,
-    pub metadata: String,
+    pub name: Escaped,
+    pub css: Escaped,
+    pub logo: Escaped,
+    pub favicon: Escaped,
+    pub docs: Escaped,
+    pub metadata: Escaped,
 }
 
 /// Messages shown next to form fields.
@@ -42,11 +74,11 @@ pub struct RegisterForm {
 #[template(path = "unregistered.stpl")]
 pub struct UnregisteredPage<'a> {
     pub c: &'a Chrome,
-    pub title: &'a str,
-    pub headline: &'a str,
-    pub explanation: String,
+    pub title: &'a Escaped,
+    pub headline: &'a Escaped,
+    pub explanation: &'a Escaped,
     pub client_id: &'a str,
-    pub steps: Vec<String>,
+    pub steps: &'a [Escaped],
     pub registration_doc: Option<&'a str>,
     pub form: Option<RegisterForm>,
 }
@@ -111,4 +143,22 @@ pub struct ConsentPage<'a> {
     pub resource: Option<&'a str>,
     pub request_id: &'a str,
     pub csrf: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_text_is_escaped_once_and_written_as_it_is() {
+        let text = Escaped::new("Tom & <Jerry> \"q\" 'a'");
+
+        assert_eq!(
+            text.as_html(),
+            "Tom &amp; &lt;Jerry&gt; &quot;q&quot; &#039;a&#039;"
+        );
+        let mut b = Buffer::new();
+        text.render_escaped(&mut b).expect("renders");
+        assert_eq!(b.as_str(), text.as_html());
+    }
 }

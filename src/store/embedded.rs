@@ -13,11 +13,12 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::StoreError;
@@ -27,19 +28,66 @@ const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// Memory redb may use to cache pages. Its default, 1 GiB, lets the process grow with the
-/// file; beyond this, reads come from the operating system's page cache, which is nearly as fast
-/// and not part of Doorman's resident memory.
-const CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// Memory redb may use to cache pages (reads and writes together). Its default, 1 GiB, lets the
+/// process grow with the file; beyond this, reads come from the operating system's page cache,
+/// which is nearly as fast and not part of Doorman's resident memory. Pages are allocated by
+/// whichever thread reads or writes them (the workers, the writer), and the allocator keeps
+/// freed memory per thread, so the resident cost is a few times this.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: Arc<Writer>,
+    snapshots: Arc<Snapshots>,
 }
 
-/// Expired entries removed per write by `purge_expired`.
+type Snapshot = ReadOnlyTable<&'static str, &'static [u8]>;
+
+/// Slots for read snapshots; a thread always uses the same one (see `Snapshots`).
+const SNAPSHOT_SLOTS: usize = 16;
+
+/// Read snapshots kept from one read to the next: beginning a read transaction and finding the
+/// table in it costs several times the lookup itself. Each worker thread has its slot and
+/// keeps using its snapshot until the next commit: the writer thread empties every slot after
+/// each commit and before it acknowledges the writes, so a read that starts after a write was
+/// acknowledged never sees the state before it, and no snapshot outlives a commit (an old
+/// snapshot would keep redb from reusing the pages later commits free).
+struct Snapshots {
+    slots: [Mutex<Option<Snapshot>>; SNAPSHOT_SLOTS],
+}
+
+impl Snapshots {
+    fn new() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| Mutex::new(None)),
+        }
+    }
+
+    /// The calling thread's slot: threads are numbered in the order they first read.
+    fn mine(&self) -> MutexGuard<'_, Option<Snapshot>> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SNAPSHOT_SLOTS;
+        }
+        let slot = &self.slots[SLOT.with(|s| *s)];
+        // A panic while a slot was held cannot leave a half-made snapshot: take it as it is.
+        slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops every snapshot; the writer calls this after each commit.
+    fn clear(&self) {
+        for slot in &self.slots {
+            slot.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+        }
+    }
+}
+
+/// Expired entries removed per write by `purge_expired`, and the pause between two chunks.
 const PURGE_CHUNK: usize = 1000;
+const PURGE_PAUSE: Duration = Duration::from_millis(20);
 
 /// A write, already encoded.
 enum Op {
@@ -140,12 +188,14 @@ impl EmbeddedStore {
             })?;
         let db = Arc::new(db);
         create_table(&db)?;
+        let snapshots = Arc::new(Snapshots::new());
         let (queue, jobs) = mpsc::channel();
         let thread = {
             let db = db.clone();
+            let snapshots = snapshots.clone();
             std::thread::Builder::new()
                 .name("doorman-embedded-writer".into())
-                .spawn(move || write_loop(&db, &jobs))
+                .spawn(move || write_loop(&db, &jobs, &snapshots))
                 .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?
         };
         let writer = Writer {
@@ -155,12 +205,15 @@ impl EmbeddedStore {
         Ok(Self {
             db,
             writer: Arc::new(writer),
+            snapshots,
         })
     }
 
     /// Removes expired entries; the server calls this now and then. A few at a time: finding
     /// them reads a snapshot (which no writer waits for), and each chunk is one more write for
-    /// the writer thread, so requests' writes never queue behind a purge of the whole file.
+    /// the writer thread, so requests' writes never queue behind a purge of the whole file. The
+    /// chunks are paced, so that a large backlog (after a restart) is worked off in the
+    /// background instead of taking the CPU from requests.
     pub async fn purge_expired(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         let mut after: Option<String> = None;
@@ -178,12 +231,21 @@ impl EmbeddedStore {
                 Some(key) => after = Some(key),
                 None => return Ok(removed),
             }
+            tokio::time::sleep(PURGE_PAUSE).await;
         }
     }
 
+    /// Reads in the calling thread without awaiting anything: a read snapshot never waits for
+    /// the writer. The thread's snapshot is used when there is one (see `Snapshots`).
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let table = txn.open_table(KV).map_err(backend)?;
+        let mut slot = self.snapshots.mine();
+        let table = match &mut *slot {
+            Some(table) => table,
+            None => {
+                let txn = self.db.begin_read().map_err(backend)?;
+                slot.insert(txn.open_table(KV).map_err(backend)?)
+            }
+        };
         Ok(table
             .get(key)
             .map_err(backend)?
@@ -319,7 +381,7 @@ fn expired_keys(
 /// The writer thread: waits for a write, takes every other one already queued (up to
 /// `MAX_BATCH`), applies them in order in one transaction, commits once, answers each. Ends when
 /// the store is dropped.
-fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
+fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, snapshots: &Snapshots) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -328,26 +390,22 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match commit(db, batch.iter().map(|j| &j.op)) {
-            Ok(results) => {
-                for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(Ok(result));
-                }
-            }
-            // Nothing of a failed transaction was written. Alone, each write fails or succeeds
-            // on its own, so one bad write cannot fail the others.
-            Err(_) if batch.len() > 1 => {
-                for job in batch {
-                    let result = commit(db, std::iter::once(&job.op))
-                        .map(|mut r| r.pop().unwrap_or(Done::Set));
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err(e) => {
-                for job in batch {
-                    let _ = job.reply.send(Err(backend(&e)));
-                }
-            }
+        let results: Vec<Result<Done, StoreError>> = match commit(db, batch.iter().map(|j| &j.op)) {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            // Nothing of a failed transaction was written. Alone, each write fails or
+            // succeeds on its own, so one bad write cannot fail the others.
+            Err(_) if batch.len() > 1 => batch
+                .iter()
+                .map(|job| {
+                    commit(db, std::iter::once(&job.op)).map(|mut r| r.pop().unwrap_or(Done::Set))
+                })
+                .collect(),
+            Err(e) => batch.iter().map(|_| Err(backend(&e))).collect(),
+        };
+        // Before anyone hears of these writes, no reader may keep a snapshot from before them.
+        snapshots.clear();
+        for (job, result) in batch.into_iter().zip(results) {
+            let _ = job.reply.send(result);
         }
     }
 }
@@ -414,16 +472,49 @@ async fn run_blocking<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    /// A kept snapshot never hides an acknowledged write, on the thread that wrote or on
+    /// another: every read after each write's acknowledgement sees it.
+    #[actix_web::test]
+    async fn reads_after_an_acknowledged_write_see_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = EmbeddedStore::open(&dir.path().join("db.redb")).expect("opens");
+        assert_eq!(store.get("k").await.expect("get"), None);
+        for i in 0..50u32 {
+            let value = i.to_be_bytes();
+            store.set("k", &value, None).await.expect("set");
+            assert_eq!(store.get("k").await.expect("get"), Some(value.to_vec()));
+            let other = store.clone();
+            let seen = std::thread::spawn(move || {
+                actix_web::rt::System::new().block_on(async move { other.get("k").await })
+            })
+            .join()
+            .expect("reader thread");
+            assert_eq!(seen.expect("get"), Some(value.to_vec()));
+        }
+        assert_eq!(
+            store.take("k").await.expect("take"),
+            Some(49u32.to_be_bytes().to_vec())
+        );
+        assert_eq!(store.get("k").await.expect("get"), None);
+        assert!(store.set_nx("k", b"n", None).await.expect("set_nx"));
+        assert_eq!(store.get("k").await.expect("get"), Some(b"n".to_vec()));
+    }
+
     #[actix_web::test]
     async fn purging_removes_expired_entries_chunk_by_chunk_and_keeps_live_ones() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = EmbeddedStore::open(&dir.path().join("db.redb")).expect("opens");
         let expired = 2 * PURGE_CHUNK + 7;
-        for i in 0..expired {
-            store
-                .set(&format!("old:{i:05}"), b"x", Some(Duration::ZERO))
-                .await
-                .expect("set");
+        // Written concurrently, so that they share a few commits.
+        let writes = (0..expired).map(|i| {
+            let store = store.clone();
+            async move {
+                let key = format!("old:{i:05}");
+                store.set(&key, b"x", Some(Duration::ZERO)).await
+            }
+        });
+        for written in futures_util::future::join_all(writes).await {
+            written.expect("set");
         }
         store.set("live:forever", b"1", None).await.expect("set");
         store

@@ -1,16 +1,27 @@
 //! In-memory backend, for tests: forgets everything when the process ends.
+//!
+//! The map is split into shards by key, so that workers rarely wait for one another and a
+//! growing map rehashes one small shard at a time (one big map stalled every request for the
+//! whole rehash, tens of milliseconds once it held a few hundred thousand records).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::StoreError;
 
 type Entry = (Vec<u8>, Option<Instant>);
+type Map = HashMap<String, Entry>;
+
+const SHARDS: usize = 16;
 
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    map: Arc<Mutex<HashMap<String, Entry>>>,
+    shards: Arc<[Mutex<Map>; SHARDS]>,
+}
+
+fn live(exp: &Option<Instant>, now: Instant) -> bool {
+    exp.is_none_or(|e| e > now)
 }
 
 impl MemoryStore {
@@ -18,17 +29,19 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>, StoreError> {
-        self.map
-            .lock()
-            .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))
+    /// The shard of `key`, chosen by its last bytes: every key ends in a random or hashed part.
+    fn lock(&self, key: &str) -> Result<MutexGuard<'_, Map>, StoreError> {
+        let h = key.bytes().rev().take(8).fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        lock(&self.shards[h % SHARDS])
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let map = self.lock()?;
+        let map = self.lock(key)?;
         Ok(map
             .get(key)
-            .filter(|(_, exp)| exp.is_none_or(|e| e > Instant::now()))
+            .filter(|(_, exp)| live(exp, Instant::now()))
             .map(|(v, _)| v.clone()))
     }
 
@@ -38,7 +51,7 @@ impl MemoryStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let mut map = self.lock()?;
+        let mut map = self.lock(key)?;
         map.insert(
             key.to_owned(),
             (value.to_vec(), ttl.map(|t| Instant::now() + t)),
@@ -52,45 +65,84 @@ impl MemoryStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        let mut map = self.lock()?;
-        let live = map
-            .get(key)
-            .is_some_and(|(_, exp)| exp.is_none_or(|e| e > Instant::now()));
-        if !live {
-            map.insert(
-                key.to_owned(),
-                (value.to_vec(), ttl.map(|t| Instant::now() + t)),
-            );
+        let mut map = self.lock(key)?;
+        let now = Instant::now();
+        let taken = map.get(key).is_some_and(|(_, exp)| live(exp, now));
+        if !taken {
+            map.insert(key.to_owned(), (value.to_vec(), ttl.map(|t| now + t)));
         }
-        Ok(!live)
+        Ok(!taken)
     }
 
     pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut map = self.lock()?;
+        let mut map = self.lock(key)?;
         Ok(map
             .remove(key)
-            .filter(|(_, exp)| exp.is_none_or(|e| e > Instant::now()))
+            .filter(|(_, exp)| live(exp, Instant::now()))
             .map(|(v, _)| v))
     }
 
     pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let mut map = self.lock()?;
+        let mut map = self.lock(key)?;
         Ok(map
             .remove(key)
-            .is_some_and(|(_, exp)| exp.is_none_or(|e| e > Instant::now())))
+            .is_some_and(|(_, exp)| live(&exp, Instant::now())))
     }
 
     pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let map = self.lock()?;
         let now = Instant::now();
-        Ok(map
-            .iter()
-            .filter(|(k, (_, exp))| k.starts_with(prefix) && exp.is_none_or(|e| e > now))
-            .map(|(k, _)| k.clone())
-            .collect())
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let map = lock(shard)?;
+            out.extend(
+                map.iter()
+                    .filter(|(k, (_, exp))| k.starts_with(prefix) && live(exp, now))
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        Ok(out)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.lock().map(|_| ())
+        self.shards.iter().try_for_each(|s| lock(s).map(|_| ()))
+    }
+}
+
+fn lock(shard: &Mutex<Map>) -> Result<MutexGuard<'_, Map>, StoreError> {
+    shard
+        .lock()
+        .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn records_in_every_shard_are_found_listed_and_expire() {
+        let store = MemoryStore::new();
+        for i in 0..200 {
+            store
+                .set(&format!("client:{i}"), b"c", None)
+                .await
+                .expect("set");
+        }
+        store
+            .set("pending:x", b"p", Some(Duration::ZERO))
+            .await
+            .expect("set");
+
+        assert_eq!(store.keys("client:").await.expect("keys").len(), 200);
+        assert_eq!(
+            store.get("client:7").await.expect("get"),
+            Some(b"c".to_vec())
+        );
+        assert_eq!(store.get("pending:x").await.expect("get"), None);
+        assert!(store.set_nx("pending:x", b"q", None).await.expect("set_nx"));
+        assert_eq!(
+            store.take("pending:x").await.expect("take"),
+            Some(b"q".to_vec())
+        );
+        assert_eq!(store.take("pending:x").await.expect("take"), None);
     }
 }

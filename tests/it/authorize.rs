@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use actix_web::http::Method;
 use serde_json::json;
 use url::Url;
 
@@ -1089,4 +1090,38 @@ async fn oversized_authorize_body_is_refused_with_413() {
     assert!(res.headers().get("location").is_none());
     assert_eq!(header(&res, "cache-control"), "no-store");
     assert_eq!(doc["error"], "invalid_request");
+}
+
+/// RFC 9110 §15.5.6: a method /authorize does not serve gets 405 with `Allow` naming the two
+/// it does, once each, at the root and under an issuer path.
+#[actix_web::test]
+async fn other_methods_get_405_with_allow() {
+    for issuer_path in ["", "/auth"] {
+        let app = if issuer_path.is_empty() {
+            TestApp::spawn().await
+        } else {
+            TestApp::with_issuer(&[], &format!("http://127.0.0.1{issuer_path}")).await
+        };
+        for method in [Method::DELETE, Method::PUT, Method::PATCH, Method::OPTIONS] {
+            let res = app
+                .client()
+                .request(
+                    method.clone(),
+                    app.url(&format!("{issuer_path}/authorize?client_id=x")),
+                )
+                .send()
+                .await
+                .expect("request");
+
+            assert_eq!(res.status(), 405, "{method} {issuer_path}/authorize");
+            assert_eq!(header(&res, "allow"), "GET, POST", "{method}");
+        }
+        let res = app
+            .get(&format!("{issuer_path}/authorize?client_id=x"))
+            .insert_header(("Accept", "application/json"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(res.status(), 400);
+    }
 }

@@ -82,6 +82,32 @@ fn params_parse_never_panics_on_arbitrary_bytes() {
     });
 }
 
+/// `Params::parse` borrows what needs no decoding and leaves the rest to `form_urlencoded`: on
+/// any bytes at all it must give exactly the library's pairs.
+#[test]
+fn params_parse_any_bytes_as_form_urlencoded_does() {
+    let bytes = proptest::collection::vec(
+        proptest::prop_oneof![
+            proptest::sample::select(b"&=%+aZ09-_.~ ".to_vec()),
+            proptest::num::u8::ANY,
+        ],
+        0..200,
+    );
+    check("params_parse_any_bytes", 3000, bytes, |bytes| {
+        let ours: Vec<(String, String)> = Params::parse(&bytes)
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let library: Vec<(String, String)> = url::form_urlencoded::parse(&bytes)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+
+        prop_assert_eq!(ours, library, "input {:?}", String::from_utf8_lossy(&bytes));
+        Ok(())
+    });
+}
+
 #[test]
 fn params_round_trip_pairs_encoded_by_form_urlencoded() {
     let pairs = proptest::collection::vec((form_text(), form_text()), 0..16);
@@ -92,7 +118,12 @@ fn params_round_trip_pairs_encoded_by_form_urlencoded() {
 
         let parsed = Params::parse(encoded.as_bytes());
 
-        prop_assert_eq!(parsed.pairs(), pairs.as_slice(), "encoded as {:?}", encoded);
+        let owned: Vec<(String, String)> = parsed
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        prop_assert_eq!(owned, pairs.clone(), "encoded as {:?}", encoded);
         for (k, v) in &pairs {
             let first = pairs.iter().find(|(k2, v2)| k2 == k && !v2.is_empty());
             prop_assert_eq!(parsed.get(k), first.map(|(_, v2)| v2.as_str()));
