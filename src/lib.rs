@@ -112,12 +112,11 @@ pub enum StartError {
 
 /// CORS for endpoints that browser-based MCP clients call (BEHAVIOUR §9).
 fn cors() -> DefaultHeaders {
+    use actix_web::http::header;
+    use http::common::{CORS_ALLOW_ORIGIN, CORS_EXPOSE};
     DefaultHeaders::new()
-        .add(("Access-Control-Allow-Origin", "*"))
-        .add((
-            "Access-Control-Expose-Headers",
-            "WWW-Authenticate, Link, Retry-After",
-        ))
+        .add((header::ACCESS_CONTROL_ALLOW_ORIGIN, CORS_ALLOW_ORIGIN))
+        .add((header::ACCESS_CONTROL_EXPOSE_HEADERS, CORS_EXPOSE))
 }
 
 async fn preflight() -> HttpResponse {
@@ -267,9 +266,9 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
 /// The route table: the contract, read top to bottom.
 pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
     let base = state.meta.endpoints.base_path.clone();
+    // `get_metadata` sets its CORS headers itself; the preflight sets its own.
     let metadata_resource = |path: String| {
         web::resource(path)
-            .wrap(cors())
             .route(web::get().to(meta_http::get_metadata))
             .route(web::method(Method::OPTIONS).to(preflight))
     };
@@ -296,6 +295,31 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         .route("/readyz", web::get().to(health::get_readyz))
         .route("/metrics", web::get().to(health::get_metrics));
     cfg.service(actix_files::Files::new("/static", static_dir));
+}
+
+/// Calls `f` with the route pattern that served `req` ("(unmatched)" when none did), the
+/// label of request metrics. Finding the pattern walks the route table again, so each worker
+/// thread remembers the last path it looked up and its pattern: the pattern of a path never
+/// changes while the server runs.
+fn with_route_label<T>(req: &actix_web::HttpRequest, f: impl FnOnce(&str) -> T) -> T {
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, String)> = const {
+            std::cell::RefCell::new((String::new(), String::new()))
+        };
+    }
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return f(req.match_pattern().as_deref().unwrap_or("(unmatched)"));
+        };
+        if last.0 != req.path() || last.1.is_empty() {
+            let pattern = req.match_pattern();
+            last.0.clear();
+            last.0.push_str(req.path());
+            last.1.clear();
+            last.1.push_str(pattern.as_deref().unwrap_or("(unmatched)"));
+        }
+        f(&last.1)
+    })
 }
 
 /// One log line per request; request data is `{:?}`-escaped so it cannot forge lines.
@@ -349,10 +373,9 @@ pub fn build_server(
                     let status = res.status().as_u16();
                     // Borrowed from the request rather than cloned for every request.
                     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
-                        let route = res.request().match_pattern();
-                        state
-                            .metrics
-                            .request(route.as_deref().unwrap_or("(unmatched)"), status);
+                        with_route_label(res.request(), |route| {
+                            state.metrics.request(route, status)
+                        });
                     }
                     if let Some((started, method, target)) = logged {
                         log_line(&method, &target, status, started.elapsed());

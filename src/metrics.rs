@@ -1,7 +1,7 @@
 //! Prometheus metrics kept in memory: requests by route and status, unregistered-client
 //! answers by reason and renderer, storage latency. Rendered as text at `GET /metrics`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -82,12 +82,15 @@ pub struct Metrics {
     shards: [CounterShard; SHARDS],
 }
 
+/// A route pattern and its (status, count) pairs.
+type RouteCounts = (String, Vec<(u16, u64)>);
+
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct CounterShard {
-    /// Route pattern → (status, count); looked up by `&str`, so counting allocates nothing
-    /// once a route and status have been seen.
-    requests: Mutex<HashMap<String, Vec<(u16, u64)>>>,
+    /// Route pattern → (status, count), found by comparison: the route table has a few dozen
+    /// patterns at most, and counting allocates nothing once a route and status were seen.
+    requests: Mutex<Vec<RouteCounts>>,
     /// (reason, renderer) → count: a handful of pairs, found by comparison without hashing.
     unregistered: Mutex<Vec<((&'static str, &'static str), u64)>>,
 }
@@ -95,13 +98,17 @@ struct CounterShard {
 impl Metrics {
     /// Counts a request by its route pattern (never the raw path, so labels stay bounded).
     pub fn request(&self, route: &str, status: u16) {
-        let Ok(mut map) = self.shards[shard()].requests.lock() else {
+        let Ok(mut routes) = self.shards[shard()].requests.lock() else {
             return;
         };
-        let statuses = match map.get_mut(route) {
-            Some(statuses) => statuses,
-            None => map.entry(route.to_owned()).or_default(),
+        let i = match routes.iter().position(|(r, _)| r == route) {
+            Some(i) => i,
+            None => {
+                routes.push((route.to_owned(), Vec::new()));
+                routes.len() - 1
+            }
         };
+        let statuses = &mut routes[i].1;
         match statuses.iter_mut().find(|(s, _)| *s == status) {
             Some((_, n)) => *n += 1,
             None => statuses.push((status, 1)),

@@ -18,6 +18,10 @@ pub const RETRY_AFTER_SECS: u64 = 5;
 /// `Content-Type` of every JSON answer. Header values used on every request are constants,
 /// so answering does not validate and copy the same text each time.
 pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// CORS for endpoints that browser-based MCP clients call (BEHAVIOUR §9).
+pub const CORS_ALLOW_ORIGIN: HeaderValue = HeaderValue::from_static("*");
+pub const CORS_EXPOSE: HeaderValue =
+    HeaderValue::from_static("WWW-Authenticate, Link, Retry-After");
 pub const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 pub const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 

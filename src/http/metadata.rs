@@ -4,13 +4,21 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 
 use crate::AppState;
-use crate::http::common::APPLICATION_JSON;
+use crate::http::common::{APPLICATION_JSON, CORS_ALLOW_ORIGIN, CORS_EXPOSE, answer};
 
 const CACHE_AN_HOUR: HeaderValue = HeaderValue::from_static("public, max-age=3600");
 
+/// The document with its CORS headers (browser-based MCP clients read it, BEHAVIOUR §9), set
+/// here rather than by a CORS middleware: this is the most requested URL of all.
 pub async fn get_metadata(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, CACHE_AN_HOUR))
-        .insert_header((header::CONTENT_TYPE, APPLICATION_JSON))
-        .body(state.meta.json.clone())
+    answer(
+        actix_web::http::StatusCode::OK,
+        [
+            (header::CACHE_CONTROL, CACHE_AN_HOUR),
+            (header::CONTENT_TYPE, APPLICATION_JSON),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, CORS_ALLOW_ORIGIN),
+            (header::ACCESS_CONTROL_EXPOSE_HEADERS, CORS_EXPOSE),
+        ],
+        state.meta.json.clone(),
+    )
 }

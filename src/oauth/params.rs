@@ -14,36 +14,80 @@ pub struct Params<'a> {
 /// Parameters that may legitimately repeat (RFC 8707 §2: `resource`).
 const REPEATABLE: &[&str] = &["resource"];
 
-/// A pair that needs no decoding (no `+`, no `%`, valid UTF-8), split at its first `=`.
-fn plain(pair: &[u8]) -> Option<(&str, &str)> {
-    if memchr::memchr2(b'%', b'+', pair).is_some() {
-        return None;
+/// The first `%` or `+`. Most names and values are short, and for those a plain loop is
+/// cheaper than setting up `memchr`'s vector search.
+fn find_escape(raw: &[u8]) -> Option<usize> {
+    if raw.len() < 64 {
+        raw.iter().position(|&b| b == b'%' || b == b'+')
+    } else {
+        memchr::memchr2(b'%', b'+', raw)
     }
-    let pair = std::str::from_utf8(pair).ok()?;
-    Some(pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// One name or value decoded by the rules of `form_urlencoded::parse`: `+` is a space, `%`
+/// and two hex digits (either case) the byte they spell, any other `%` itself; invalid UTF-8
+/// is replaced. Text without `+` or `%` is borrowed (`text` is the whole input when it is
+/// valid UTF-8). Written here rather than calling the library per pair because this runs on
+/// every parameter of every request and the library's byte-by-byte decoder was the largest
+/// cost of parsing a query; a property test holds the two to the same answers on any bytes.
+fn decode<'a>(raw: &'a [u8], text: Option<&'a str>) -> Cow<'a, str> {
+    let Some(first) = find_escape(raw) else {
+        return match text {
+            Some(t) => Cow::Borrowed(t),
+            None => String::from_utf8_lossy(raw),
+        };
+    };
+    let hex = |b: Option<&u8>| b.and_then(|&b| char::from(b).to_digit(16)).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    out.extend_from_slice(&raw[..first]);
+    let mut i = first;
+    while i < raw.len() {
+        let Some(at) = find_escape(&raw[i..]).map(|j| i + j) else {
+            out.extend_from_slice(&raw[i..]);
+            break;
+        };
+        out.extend_from_slice(&raw[i..at]);
+        if raw[at] == b'+' {
+            out.push(b' ');
+            i = at + 1;
+        } else if let (Some(high), Some(low)) = (hex(raw.get(at + 1)), hex(raw.get(at + 2))) {
+            out.push(high << 4 | low);
+            i = at + 3;
+        } else {
+            out.push(b'%');
+            i = at + 1;
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
 }
 
 impl<'a> Params<'a> {
-    /// Parses a query string or form body with `form_urlencoded`'s rules (pairs split at `&`,
-    /// empty ones skipped, name and value split at the first `=`). Most pairs need no decoding:
-    /// those are borrowed after a UTF-8 check, and only the rest go through the library's
-    /// decoder. Invalid percent-encoding or UTF-8 is replaced, not fatal: the value then simply
-    /// fails validation later with a proper OAuth error.
+    /// Parses a query string or form body with `form_urlencoded`'s rules: pairs split at `&`,
+    /// empty ones skipped, name and value split at the first `=`, then each decoded (see
+    /// `decode`). Invalid percent-encoding or UTF-8 is replaced, not fatal: the value then
+    /// simply fails validation later with a proper OAuth error.
     pub fn parse(input: &'a [u8]) -> Self {
-        // Room for a request's parameters up front (a body of 64 KiB of `&` gets no more).
-        let expected = memchr::memchr_iter(b'&', input).count() + 1;
-        let mut pairs = Vec::with_capacity(expected.min(64));
+        // Room for a request's parameters up front.
+        let mut pairs = Vec::with_capacity(16);
+        // Checked once: cut at ASCII `&` and `=`, valid UTF-8 stays valid UTF-8.
+        let text = std::str::from_utf8(input).ok();
         let mut start = 0;
         for end in memchr::memchr_iter(b'&', input).chain([input.len()]) {
-            let pair = &input[start..end];
+            let pair = start..end;
             start = end + 1;
             if pair.is_empty() {
                 continue;
             }
-            pairs.push(match plain(pair) {
-                Some((k, v)) => (Cow::Borrowed(k), Cow::Borrowed(v)),
-                None => url::form_urlencoded::parse(pair).next().unwrap_or_default(),
-            });
+            let (name, value) = match input[pair.clone()].iter().position(|&b| b == b'=') {
+                Some(i) => (pair.start..pair.start + i, pair.start + i + 1..pair.end),
+                None => (pair.clone(), pair.end..pair.end),
+            };
+            let piece =
+                |r: std::ops::Range<usize>| decode(&input[r.clone()], text.and_then(|t| t.get(r)));
+            pairs.push((piece(name), piece(value)));
         }
         Self { pairs }
     }

@@ -239,17 +239,32 @@ async fn issuer_with_a_path_answers_authorize_and_register_at_the_origin_root_to
 
 #[actix_web::test]
 async fn metadata_is_readable_cross_origin() {
-    let app = TestApp::spawn().await;
+    for issuer_path in ["", "/auth"] {
+        let app = TestApp::with(&[("issuer_path", issuer_path)]).await;
+        let mut paths = vec![
+            format!("{WELL_KNOWN}{issuer_path}"),
+            format!("/.well-known/openid-configuration{issuer_path}"),
+        ];
+        if !issuer_path.is_empty() {
+            paths.push(format!("{issuer_path}{WELL_KNOWN}"));
+        }
+        for path in paths {
+            let res = app
+                .get(&path)
+                .insert_header(("origin", "http://localhost:6274"))
+                .send()
+                .await
+                .expect("GET");
 
-    let res = app
-        .get(WELL_KNOWN)
-        .insert_header(("origin", "http://localhost:6274"))
-        .send()
-        .await
-        .expect("GET");
-
-    assert_eq!(res.status(), 200);
-    assert_eq!(header(&res, "access-control-allow-origin"), "*");
+            assert_eq!(res.status(), 200, "{path}");
+            assert_eq!(header(&res, "access-control-allow-origin"), "*", "{path}");
+            assert_eq!(
+                header(&res, "access-control-expose-headers"),
+                "WWW-Authenticate, Link, Retry-After",
+                "{path}"
+            );
+        }
+    }
 }
 
 #[actix_web::test]

@@ -46,6 +46,10 @@ async fn metrics_count_requests_by_route_unregistered_answers_and_storage_latenc
         .await
         .unwrap();
     app.get("/no/such/path/42").send().await.unwrap();
+    // Two paths of one pattern, one after the other: each is labelled by the pattern.
+    app.get("/register/one").send().await.unwrap();
+    app.get("/register/two").send().await.unwrap();
+    app.get("/no/such/path/43").send().await.unwrap();
 
     let mut res = app.get("/metrics").send().await.unwrap();
     let body = text(&mut res).await;
@@ -73,7 +77,17 @@ async fn metrics_count_requests_by_route_unregistered_answers_and_storage_latenc
         "{body}"
     );
     assert!(
-        !body.contains("/no/such/path/42"),
+        body.contains(
+            "doorman_http_requests_total{route=\"/register/{client_id}\",status=\"401\"} 2"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("doorman_http_requests_total{route=\"(unmatched)\",status=\"404\"} 2"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("/no/such/path/42") && !body.contains("/register/one"),
         "raw paths are never labels: {body}"
     );
 }

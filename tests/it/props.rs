@@ -82,18 +82,18 @@ fn params_parse_never_panics_on_arbitrary_bytes() {
     });
 }
 
-/// `Params::parse` borrows what needs no decoding and leaves the rest to `form_urlencoded`: on
-/// any bytes at all it must give exactly the library's pairs.
+/// `Params::parse` splits and decodes by itself, by `form_urlencoded`'s rules: on any bytes at
+/// all it must give exactly the library's pairs.
 #[test]
 fn params_parse_any_bytes_as_form_urlencoded_does() {
     let bytes = proptest::collection::vec(
         proptest::prop_oneof![
-            proptest::sample::select(b"&=%+aZ09-_.~ ".to_vec()),
+            proptest::sample::select(b"&=%+aZ09Fc3-_.~ ".to_vec()),
             proptest::num::u8::ANY,
         ],
         0..200,
     );
-    check("params_parse_any_bytes", 3000, bytes, |bytes| {
+    check("params_parse_any_bytes", 10_000, bytes, |bytes| {
         let ours: Vec<(String, String)> = Params::parse(&bytes)
             .pairs()
             .iter()
