@@ -403,7 +403,11 @@ pub fn start(settings: Settings) -> Result<(Server, std::net::SocketAddr), Start
         .map_err(|e| StartError::Bind(bind, e))?;
     if let Some(embedded) = store.embedded().cloned() {
         actix_web::rt::spawn(async move {
-            let mut tick = actix_web::rt::time::interval(Duration::from_secs(600));
+            // Not at start-up: reads ignore expired entries anyway, and a restarted server has
+            // enough to do answering the clients that come back. Then every ten minutes.
+            let every = Duration::from_secs(600);
+            let first = actix_web::rt::time::Instant::now() + every;
+            let mut tick = actix_web::rt::time::interval_at(first, every);
             loop {
                 tick.tick().await;
                 if let Err(e) = embedded.purge_expired().await {

@@ -191,7 +191,7 @@ pub async fn get_register_form(state: web::Data<AppState>) -> HttpResponse {
     form_page(&state, StatusCode::OK, new_form(&state, csrf))
 }
 
-fn form_page(state: &AppState, status: StatusCode, form: RegisterForm) -> HttpResponse {
+fn form_page(state: &AppState, status: StatusCode, form: RegisterForm<'_>) -> HttpResponse {
     let mut res = html::builder(status);
     res.cookie(csrf_cookie(&state.meta.endpoints, &form.csrf));
     html::page(
@@ -226,10 +226,10 @@ pub async fn post_register_form(
     let field = |name: &str| params.get(name).unwrap_or("").to_owned();
     let mut form = RegisterForm {
         client_name: field("client_name"),
-        redirect_uris: field("redirect_uris"),
+        redirect_uris: field("redirect_uris").into(),
         confidential: params.get("client_type") == Some("confidential"),
         scope: field("scope"),
-        retry: field("retry"),
+        retry: field("retry").into(),
         ..new_form(&state, secret::random_token())
     };
 

@@ -90,14 +90,15 @@ pub fn csrf_cookie(ep: &Endpoints, token: &str) -> Cookie<'static> {
 }
 
 /// An empty registration form with a fresh CSRF token.
-pub fn new_form(state: &AppState, csrf: String) -> RegisterForm {
+pub fn new_form(state: &AppState, csrf: String) -> RegisterForm<'_> {
     RegisterForm {
         action: state
             .meta
             .endpoints
             .registration
-            .clone()
-            .unwrap_or_default(),
+            .as_deref()
+            .unwrap_or_default()
+            .into(),
         csrf,
         needs_initial_token: !state.settings.registration.initial_access_token.is_empty(),
         ..Default::default()
@@ -225,15 +226,17 @@ impl Renderer for Html {
             }
         };
         let show_form = shows_form(&state.settings, &view.reason);
-        let csrf = crate::oauth::secret::random_token();
+        // 128 random bits, as for any CSRF token; the page is shown far more often than a
+        // form is sent, and a shorter token is quicker to make.
+        let csrf = crate::oauth::secret::random_id();
         let cookie = if show_form {
             prebuilt.csrf_set_cookie(&csrf)
         } else {
             None
         };
         let form = show_form.then(|| RegisterForm {
-            redirect_uris: view.redirect_uri.unwrap_or_default().to_owned(),
-            retry: view.retry_query.to_owned(),
+            redirect_uris: view.redirect_uri.unwrap_or_default().into(),
+            retry: view.retry_query.into(),
             ..new_form(state, csrf)
         });
         let page = UnregisteredPage {

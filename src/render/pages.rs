@@ -1,5 +1,7 @@
 //! Page models for the sailfish templates under `templates/`. Every `<%= %>` escapes.
 
+use std::borrow::Cow;
+
 use sailfish::TemplateSimple;
 use sailfish::runtime::{Buffer, Render, RenderError};
 
@@ -57,15 +59,17 @@ pub struct FormErrors {
 
 /// The registration form, with the values entered so far.
 #[derive(Debug, Clone, Default)]
-pub struct RegisterForm {
-    pub action: String,
+pub struct RegisterForm<'a> {
+    /// Borrowed where it can be: the endpoint from the settings, the request's redirect URI
+    /// and query on the unregistered page.
+    pub action: Cow<'a, str>,
     pub csrf: String,
     pub client_name: String,
-    pub redirect_uris: String,
+    pub redirect_uris: Cow<'a, str>,
     pub confidential: bool,
     pub scope: String,
     /// The failed authorization's query, to offer a retry after registering.
-    pub retry: String,
+    pub retry: Cow<'a, str>,
     pub needs_initial_token: bool,
     pub errors: FormErrors,
 }
@@ -80,7 +84,7 @@ pub struct UnregisteredPage<'a> {
     pub client_id: &'a str,
     pub steps: &'a [Escaped],
     pub registration_doc: Option<&'a str>,
-    pub form: Option<RegisterForm>,
+    pub form: Option<RegisterForm<'a>>,
 }
 
 #[derive(TemplateSimple)]
@@ -88,7 +92,7 @@ pub struct UnregisteredPage<'a> {
 pub struct RegisterPage<'a> {
     pub c: &'a Chrome,
     pub title: &'a str,
-    pub f: RegisterForm,
+    pub f: RegisterForm<'a>,
 }
 
 #[derive(TemplateSimple)]

@@ -87,7 +87,7 @@ impl Snapshots {
 
 /// Expired entries removed per write by `purge_expired`, and the pause between two chunks.
 const PURGE_CHUNK: usize = 1000;
-const PURGE_PAUSE: Duration = Duration::from_millis(20);
+const PURGE_PAUSE: Duration = Duration::from_millis(100);
 
 /// A write, already encoded.
 enum Op {
