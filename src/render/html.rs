@@ -107,7 +107,11 @@ pub fn new_form(state: &AppState, csrf: String) -> RegisterForm<'_> {
 
 /// Whether people may register clients through the HTML form.
 pub fn form_enabled(state: &AppState) -> bool {
-    state.settings.registration.enabled && state.settings.registration.form
+    form_allowed(&state.settings)
+}
+
+fn form_allowed(settings: &Settings) -> bool {
+    settings.registration.enabled && settings.registration.form
 }
 
 /// What the unregistered page says for one reason.
@@ -167,9 +171,7 @@ fn reason_texts(reason: &UnknownReason, name: &str, show_form: bool) -> ReasonTe
 
 /// Whether the unregistered page offers the registration form for `reason`.
 fn shows_form(settings: &Settings, reason: &UnknownReason) -> bool {
-    settings.registration.enabled
-        && settings.registration.form
-        && *reason != UnknownReason::RegistrationDisabled
+    form_allowed(settings) && *reason != UnknownReason::RegistrationDisabled
 }
 
 /// The parts of the unregistered page that depend only on settings, built once: the texts for
