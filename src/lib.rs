@@ -300,7 +300,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
 /// Calls `f` with the route pattern that served `req` ("(unmatched)" when none did), the
 /// label of request metrics. Finding the pattern walks the route table again, so each worker
 /// thread remembers the last path it looked up and its pattern: the pattern of a path never
-/// changes while the server runs.
+/// changes while the server runs (and a path is never empty, so the empty start matches none).
 fn with_route_label<T>(req: &actix_web::HttpRequest, f: impl FnOnce(&str) -> T) -> T {
     thread_local! {
         static LAST: std::cell::RefCell<(String, String)> = const {
@@ -311,7 +311,7 @@ fn with_route_label<T>(req: &actix_web::HttpRequest, f: impl FnOnce(&str) -> T) 
         let Ok(mut last) = last.try_borrow_mut() else {
             return f(req.match_pattern().as_deref().unwrap_or("(unmatched)"));
         };
-        if last.0 != req.path() || last.1.is_empty() {
+        if last.0 != req.path() {
             let pattern = req.match_pattern();
             last.0.clear();
             last.0.push_str(req.path());
