@@ -459,7 +459,7 @@ impl Reply {
             .map(|(_, v)| v.into_owned())
     }
 
-    /// A 503 as BEHAVIOUR §2 wants it: temporarily_unavailable, Retry-After, no "unregistered".
+    /// A 503 as docs/behaviour.md §2 wants it: temporarily_unavailable, Retry-After, no "unregistered".
     fn is_proper_503(&self) -> bool {
         let doc = self.json();
         let html = self.header("content-type").starts_with("text/html");

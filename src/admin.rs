@@ -2,16 +2,18 @@
 
 use std::io::Write;
 
-use crate::AppState;
-use crate::http::register::{client_document, create_client};
+use crate::flows::{Problem, clients};
 use crate::oauth::register::{self, MetadataInput};
-use crate::store::{Store, StoreError};
+use crate::state::AppState;
+use crate::store::{Backend, StoreError};
 
 /// An admin command failure, worded for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{}", .0.error.description)]
+    Flow(Problem),
     #[error("no client with id {0:?}")]
     NotFound(String),
     #[error("invalid client: {0}")]
@@ -59,7 +61,7 @@ pub async fn show(state: &AppState, id: &str, out: &mut impl Write) -> Result<()
         .client(id)
         .await?
         .ok_or_else(|| AdminError::NotFound(id.to_owned()))?;
-    let doc = client_document(state, &client, None, None);
+    let doc = clients::info(&state.ctx(), &client, None, None);
     writeln!(
         out,
         "{}",
@@ -93,7 +95,9 @@ pub async fn register(
     };
     let metadata = register::validate(input, &state.settings.scopes.supported)
         .map_err(|e| AdminError::Invalid(format!("{}: {}", e.error.code, e.error.description)))?;
-    let created = create_client(state, metadata).await?;
+    let created = clients::create(&state.ctx(), metadata)
+        .await
+        .map_err(AdminError::Flow)?;
     writeln!(
         out,
         "client_id:                 {}",
@@ -111,8 +115,8 @@ pub async fn register(
 }
 
 /// Deletes a client.
-pub async fn delete(store: &Store, id: &str) -> Result<(), AdminError> {
-    if store.delete_client(id).await? {
+pub async fn delete(state: &AppState, id: &str) -> Result<(), AdminError> {
+    if state.store.delete_client(id).await? {
         Ok(())
     } else {
         Err(AdminError::NotFound(id.to_owned()))

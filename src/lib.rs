@@ -2,17 +2,19 @@
 
 pub mod admin;
 pub mod clock;
+pub mod flows;
 pub mod http;
 pub mod metadata;
 pub mod metrics;
-pub mod negotiate;
 pub mod oauth;
+pub mod records;
 pub mod render;
+pub mod secret;
 pub mod settings;
+pub mod state;
 pub mod store;
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service};
@@ -20,80 +22,14 @@ use actix_web::http::Method;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpResponse, HttpServer, guard, web};
 
-use crate::http::{authorize, health, login, metadata as meta_http, ratelimit, register, token};
-use crate::metadata::{Metadata, OPENID_WELL_KNOWN, WELL_KNOWN};
-use crate::negotiate::PrefersHtml;
-use crate::render::pages::{Chrome, Escaped};
+use crate::http::negotiate::PrefersHtml;
+use crate::http::ratelimit::Limits;
+use crate::http::{authorize, health, login, metadata as meta_http, register, token};
+use crate::metadata::{OPENID_WELL_KNOWN, WELL_KNOWN};
 use crate::render::{Html, Json};
 use crate::settings::Settings;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
-
-/// Everything a handler needs; reaches handlers through `web::Data`. No globals.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: Store,
-    pub meta: Arc<Metadata>,
-    pub chrome: Chrome,
-    /// Settings-derived parts of the unregistered-client answers, built once.
-    pub answers: render::Answers,
-    pub clock: clock::Clock,
-    pub metrics: Arc<metrics::Metrics>,
-    /// Per-IP limits on POST /register, POST /token and /authorize, shared by every worker
-    /// and mount point; `None` when disabled.
-    pub register_limit: Option<ratelimit::Config>,
-    pub token_limit: Option<ratelimit::Config>,
-    pub authorize_limit: Option<ratelimit::Config>,
-    /// Signs session cookies; loaded once (see `http::login`).
-    pub cookie_key: tokio::sync::OnceCell<actix_web::cookie::Key>,
-}
-
-impl AppState {
-    pub fn new(settings: Settings, store: Store, clock: clock::Clock) -> Self {
-        let rl = &settings.rate_limit;
-        let keys = ratelimit::ClientIp::new(&rl.trusted_proxies);
-        let limit = |burst: u32, period_ms: u64, methods: &[Method]| {
-            ratelimit::config(
-                burst,
-                Duration::from_millis(period_ms),
-                keys.clone(),
-                methods,
-            )
-            .filter(|_| rl.enabled)
-        };
-        let register_limit = limit(rl.register_burst, rl.register_period_ms, &[Method::POST]);
-        let token_limit = limit(rl.token_burst, rl.token_period_ms, &[Method::POST]);
-        let authorize_limit = limit(
-            rl.authorize_burst,
-            rl.authorize_period_ms,
-            &[Method::GET, Method::POST],
-        );
-        let meta = Metadata::build(&settings);
-        let ep = &meta.endpoints;
-        let static_base = format!("{}/static", ep.base_path);
-        let chrome = Chrome {
-            name: Escaped::new(&settings.branding.name),
-            css: Escaped::new(&format!("{static_base}/doorman.css")),
-            logo: Escaped::new(&format!("{static_base}/{}", settings.branding.logo)),
-            favicon: Escaped::new(&format!("{static_base}/favicon.svg")),
-            docs: Escaped::new(&ep.documentation),
-            metadata: Escaped::new(&ep.metadata),
-        };
-        let answers = render::Answers::new(&settings, &meta.endpoints);
-        Self {
-            settings: Arc::new(settings),
-            store,
-            meta: Arc::new(meta),
-            chrome,
-            answers,
-            clock,
-            register_limit,
-            token_limit,
-            authorize_limit,
-            metrics: Default::default(),
-            cookie_key: tokio::sync::OnceCell::new(),
-        }
-    }
-}
 
 /// A start-up failure, worded for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -110,10 +46,10 @@ pub enum StartError {
     Bind(String, std::io::Error),
 }
 
-/// CORS for endpoints that browser-based MCP clients call (BEHAVIOUR §9).
+/// CORS for endpoints that browser-based MCP clients call (docs/behaviour.md §9).
 fn cors() -> DefaultHeaders {
     use actix_web::http::header;
-    use http::common::{CORS_ALLOW_ORIGIN, CORS_EXPOSE};
+    use render::{CORS_ALLOW_ORIGIN, CORS_EXPOSE};
     DefaultHeaders::new()
         .add((header::ACCESS_CONTROL_ALLOW_ORIGIN, CORS_ALLOW_ORIGIN))
         .add((header::ACCESS_CONTROL_EXPOSE_HEADERS, CORS_EXPOSE))
@@ -180,7 +116,7 @@ macro_rules! limited_service {
 }
 
 /// The routes of one mount point (the issuer's path, and the origin's root).
-fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
+fn routes(cfg: &mut web::ServiceConfig, limits: &Limits) {
     limited_service!(
         cfg,
         web::resource("/authorize")
@@ -211,7 +147,7 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
                     .insert_header((actix_web::http::header::ALLOW, "GET, POST"))
                     .finish()
             })),
-        &state.authorize_limit
+        &limits.authorize
     );
     let register_resource = web::resource("/register")
         .route(
@@ -227,7 +163,7 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
         )
         .route(web::method(Method::OPTIONS).to(preflight));
     // CORS outside the limiter, so browser clients can read a 429 and its Retry-After.
-    limited_service!(cfg, register_resource, &state.register_limit, cors());
+    limited_service!(cfg, register_resource, &limits.register, cors());
     cfg.route("/login", web::post().to(login::post_login))
         .service(
             web::resource("/consent")
@@ -245,7 +181,7 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
         web::resource("/token")
             .route(web::post().to(token::post_token))
             .route(web::method(Method::OPTIONS).to(preflight)),
-        &state.token_limit,
+        &limits.token,
         cors()
     );
     cfg.service(cors_post("/revoke", web::post().to(token::post_revoke)))
@@ -264,7 +200,7 @@ fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
 }
 
 /// The route table: the contract, read top to bottom.
-pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
+pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState, limits: &Limits) {
     let base = state.meta.endpoints.base_path.clone();
     // `get_metadata` sets its CORS headers itself; the preflight sets its own.
     let metadata_resource = |path: String| {
@@ -283,12 +219,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         }
         let st = static_dir.clone();
         cfg.service(web::scope(&base).configure(|c| {
-            routes(c, state);
+            routes(c, limits);
             c.service(actix_files::Files::new("/static", st));
         }));
     }
-    // The origin's root answers too (BEHAVIOUR §9), so clients that drop the issuer path work.
-    routes(cfg, state);
+    // The origin's root answers too (docs/behaviour.md §9), so clients that drop the issuer
+    // path work.
+    routes(cfg, limits);
     // The OpenID discovery name.
     cfg.service(metadata_resource(format!("{OPENID_WELL_KNOWN}{base}")));
     cfg.route("/healthz", web::get().to(health::get_healthz))
@@ -352,9 +289,11 @@ pub fn build_server(
         n => n,
     };
     let shutdown = settings.server.shutdown_timeout;
+    let limits = Limits::new(&settings.rate_limit);
     let state = web::Data::new(AppState::new(settings, store, clock));
     let server = HttpServer::new(move || {
         let state = state.clone();
+        let limits = limits.clone();
         App::new()
             .app_data(state.clone())
             .wrap_fn(move |req, srv| {
@@ -383,7 +322,7 @@ pub fn build_server(
                     Ok(res)
                 }
             })
-            .configure(|cfg| configure(cfg, &state))
+            .configure(|cfg| configure(cfg, &state, &limits))
     })
     .workers(workers)
     .shutdown_timeout(shutdown)

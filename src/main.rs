@@ -85,7 +85,8 @@ fn clients(settings: Settings, cmd: ClientsCommand) -> ExitCode {
     let system = actix_web::rt::System::new();
     let result: Result<(), admin::AdminError> = system.block_on(async move {
         let store = doorman::store::Store::open(&settings.storage)?;
-        let state = doorman::AppState::new(settings, store, doorman::clock::Clock::default());
+        let state =
+            doorman::state::AppState::new(settings, store, doorman::clock::Clock::default());
         let mut out = std::io::stdout().lock();
         match cmd {
             ClientsCommand::List => {
@@ -110,7 +111,7 @@ fn clients(settings: Settings, cmd: ClientsCommand) -> ExitCode {
                 .await?;
             }
             ClientsCommand::Delete { client_id } => {
-                admin::delete(&state.store, &client_id).await?;
+                admin::delete(&state, &client_id).await?;
                 println!("deleted {client_id}");
             }
         }
@@ -183,7 +184,7 @@ fn healthcheck(settings: &Settings) -> ExitCode {
 }
 
 fn hash_password() -> ExitCode {
-    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    use argon2::password_hash::{PasswordHasher, SaltString};
     let mut password = String::new();
     if std::io::stdin().read_line(&mut password).is_err() {
         eprintln!("doorman: cannot read the password from standard input");
@@ -194,7 +195,12 @@ fn hash_password() -> ExitCode {
         eprintln!("doorman: the password is empty");
         return ExitCode::from(2);
     }
-    let salt = SaltString::generate(&mut OsRng);
+    let mut salt = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
+    let Ok(salt) = SaltString::encode_b64(&salt) else {
+        eprintln!("doorman: cannot make a salt");
+        return ExitCode::from(1);
+    };
     match argon2::Argon2::default().hash_password(password.as_bytes(), &salt) {
         Ok(hash) => {
             println!("{hash}");

@@ -4,7 +4,8 @@
 
 use doorman::oauth::errors::ErrorCode;
 use doorman::oauth::redirect_uri::{UriKind, validate_for_registration};
-use doorman::oauth::register::{self, AuthMethod};
+use doorman::oauth::register;
+use doorman::records::{self, AuthMethod};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,11 +18,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(m) => {
             assert!(!m.grant_types.is_empty());
             assert!(m.response_types.iter().all(|r| r == "code"));
-            if m.has_grant(register::GRANT_AUTHORIZATION_CODE) {
+            if m.has_grant(records::GRANT_AUTHORIZATION_CODE) {
                 assert!(!m.redirect_uris.is_empty());
             }
             if m.token_endpoint_auth_method == AuthMethod::None {
-                assert!(!m.has_grant(register::GRANT_CLIENT_CREDENTIALS));
+                assert!(!m.has_grant(records::GRANT_CLIENT_CREDENTIALS));
             }
             for uri in &m.redirect_uris {
                 let kind = validate_for_registration(uri);

@@ -1,9 +1,11 @@
 //! `GET /healthz` (process up), `GET /readyz` (storage reachable), `GET /metrics`.
 
 use actix_web::{HttpResponse, web};
+
+use crate::store::Backend;
 use serde_json::json;
 
-use crate::AppState;
+use crate::state::AppState;
 
 pub async fn get_healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))

@@ -3,12 +3,12 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 
-use crate::AppState;
-use crate::http::common::{APPLICATION_JSON, CORS_ALLOW_ORIGIN, CORS_EXPOSE, answer};
+use crate::render::{APPLICATION_JSON, CORS_ALLOW_ORIGIN, CORS_EXPOSE, answer};
+use crate::state::AppState;
 
 const CACHE_AN_HOUR: HeaderValue = HeaderValue::from_static("public, max-age=3600");
 
-/// The document with its CORS headers (browser-based MCP clients read it, BEHAVIOUR §9), set
+/// The document with its CORS headers (browser-based MCP clients read it, docs/behaviour.md §9), set
 /// here rather than by a CORS middleware: this is the most requested URL of all.
 pub async fn get_metadata(state: web::Data<AppState>) -> HttpResponse {
     answer(

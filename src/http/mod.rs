@@ -1,11 +1,12 @@
-//! HTTP handlers, one file per endpoint. Handlers parse raw input themselves and call the
-//! protocol layer; renderers turn the outcome into a response.
+//! HTTP handlers, one file per endpoint family, thin: read the request, call one flow, hand
+//! its outcome to the renderer the route guard chose.
 
 pub mod authorize;
-pub mod common;
 pub mod health;
 pub mod login;
 pub mod metadata;
+pub mod negotiate;
 pub mod ratelimit;
 pub mod register;
+pub mod request;
 pub mod token;

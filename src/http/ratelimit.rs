@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use actix_governor::{GovernorConfig, GovernorConfigBuilder, KeyExtractor, PeerIpKeyExtractor};
 use actix_web::dev::ServiceRequest;
-use actix_web::http::header;
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use governor::NotUntil;
 use governor::clock::{Clock, DefaultClock, QuantaInstant};
-use serde_json::json;
 
+use crate::flows::{Kind, Problem};
 use crate::oauth::errors::ErrorCode;
-use crate::settings::IpRange;
+use crate::render::Json;
+use crate::settings::{IpRange, RateLimit};
 
 /// Keys requests by the client's IP address: the peer's, or — only when the peer is one of
 /// the trusted proxies — the nearest untrusted address in `X-Forwarded-For`.
@@ -79,19 +79,51 @@ impl KeyExtractor for ClientIp {
     fn exceed_rate_limit_response(
         &self,
         negative: &NotUntil<QuantaInstant>,
-        mut response: HttpResponseBuilder,
+        _response: HttpResponseBuilder,
     ) -> HttpResponse {
         let wait = negative
             .wait_time_from(DefaultClock::default().now())
             .as_secs()
             .max(1);
-        response
-            .insert_header((header::RETRY_AFTER, wait.to_string()))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({
-                "error": ErrorCode::TemporarilyUnavailable.as_str(),
-                "error_description": format!("Too many requests from your address; retry in {wait} seconds."),
-            }))
+        Json::error(&Problem::new(
+            Kind::TooMany { retry_after: wait },
+            ErrorCode::TemporarilyUnavailable,
+            format!("Too many requests from your address; retry in {wait} seconds."),
+        ))
+    }
+}
+
+/// The limiters of the endpoints that have one, built once and shared by every worker and
+/// mount point; `None` when disabled.
+#[derive(Clone)]
+pub struct Limits {
+    pub register: Option<Config>,
+    pub token: Option<Config>,
+    pub authorize: Option<Config>,
+}
+
+impl Limits {
+    pub fn new(rl: &RateLimit) -> Self {
+        let keys = ClientIp::new(&rl.trusted_proxies);
+        let limit = |burst: u32, period_ms: u64, methods: &[actix_web::http::Method]| {
+            config(
+                burst,
+                Duration::from_millis(period_ms),
+                keys.clone(),
+                methods,
+            )
+            .filter(|_| rl.enabled)
+        };
+        use actix_web::http::Method;
+        Self {
+            register: limit(rl.register_burst, rl.register_period_ms, &[Method::POST]),
+            token: limit(rl.token_burst, rl.token_period_ms, &[Method::POST]),
+            authorize: limit(
+                rl.authorize_burst,
+                rl.authorize_period_ms,
+                &[Method::GET, Method::POST],
+            ),
+        }
     }
 }
 

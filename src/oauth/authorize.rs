@@ -1,17 +1,19 @@
-//! The authorization request (OAuth 2.1 §4.1.1, BEHAVIOUR §4): checks in contract order,
-//! each failure a typed outcome that the renderers know how to show.
+//! The authorization request (OAuth 2.1 §4.1.1, docs/behaviour.md §4): checks in contract
+//! order, each failure a typed outcome that the renderers know how to show.
 
 use url::Url;
 
 use super::errors::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::register::{ClientMetadata, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN};
-use super::{pkce, redirect_uri, resource, scope};
+use super::target::{self, Policy};
+use super::{pkce, redirect_uri};
+use crate::records::{AuthRequest, ClientMetadata, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN};
 
-/// Longest `state` echoed back (BEHAVIOUR §9: up to 4 KiB, byte-exact).
+/// Longest `state` echoed back (docs/behaviour.md §9: up to 4 KiB, byte-exact).
 pub const MAX_STATE: usize = 4096;
 
-/// Why a client is not known here; typed, never guessed from a message (BEHAVIOUR §5.2).
+/// Why a client is not known here; typed, never guessed from a message (docs/behaviour.md
+/// §5.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnknownReason {
     /// Never registered, or forgotten.
@@ -45,24 +47,9 @@ pub enum ClientLookup<'a> {
 }
 
 /// The server's rules for this step.
-pub struct Policy<'a> {
+pub struct Rules<'a> {
     pub registration_enabled: bool,
-    pub supported_scopes: &'a [String],
-    pub default_scopes: &'a [String],
-    pub allowed_resources: &'a [String],
-}
-
-/// A request that passed every check of steps 1–4; sign-in and consent come next.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ValidRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    /// Whether `redirect_uri` was sent (then it must be sent again at /token).
-    pub redirect_uri_sent: bool,
-    pub state: Option<String>,
-    pub code_challenge: String,
-    pub scopes: Vec<String>,
-    pub resource: Option<String>,
+    pub target: Policy<'a>,
 }
 
 /// The outcome of validation.
@@ -82,7 +69,7 @@ pub enum Outcome {
         state: Option<String>,
     },
     /// All checks passed.
-    Valid(ValidRequest),
+    Valid(AuthRequest),
 }
 
 /// Step 1: the client_id, or the direct error.
@@ -103,13 +90,13 @@ pub fn validate(
     params: &Params<'_>,
     client_id: &str,
     lookup: ClientLookup<'_>,
-    policy: &Policy<'_>,
+    rules: &Rules<'_>,
     now: u64,
 ) -> Outcome {
     // Step 2: decided before any other parameter is looked at.
     let metadata = match lookup {
         ClientLookup::NotFound => {
-            let reason = if policy.registration_enabled {
+            let reason = if rules.registration_enabled {
                 UnknownReason::Unknown
             } else {
                 UnknownReason::RegistrationDisabled
@@ -237,73 +224,25 @@ pub fn validate(
         }
     }
 
-    let resources = params.all("resource");
-    let mut normalized: Vec<String> = Vec::new();
-    for r in &resources {
-        match resource::normalize(r) {
-            Some(n) if resource::is_served(&n, policy.allowed_resources) => {
-                if !normalized.contains(&n) {
-                    normalized.push(n);
-                }
-            }
-            Some(_) => {
-                return redirect(
-                    ErrorCode::InvalidTarget,
-                    format!("This server does not issue tokens for the resource {r:?}."),
-                    state,
-                );
-            }
-            None => {
-                return redirect(
-                    ErrorCode::InvalidTarget,
-                    format!("The resource {r:?} is not an absolute URI without a fragment."),
-                    state,
-                );
-            }
-        }
-    }
-    let resource = match normalized.len() {
-        0 => match policy.allowed_resources {
-            [only] => resource::normalize(only),
-            _ => None,
-        },
-        1 => normalized.pop(),
-        _ => {
-            return redirect(
-                ErrorCode::InvalidTarget,
-                "Only one resource may be requested per authorization.".into(),
-                state,
-            );
-        }
+    let offline = metadata.has_grant(GRANT_REFRESH_TOKEN);
+    let target = match target::resolve(
+        params.get("scope"),
+        &params.all("resource"),
+        &rules.target,
+        offline,
+    ) {
+        Ok(t) => t,
+        Err(e) => return redirect(e.code, e.description, state),
     };
 
-    let requested_scope = params.get("scope").unwrap_or("");
-    let mut scopes = scope::narrow(requested_scope, policy.supported_scopes);
-    if !metadata.has_grant(GRANT_REFRESH_TOKEN) {
-        scopes.retain(|s| s != "offline_access");
-    }
-    if scopes.is_empty() {
-        if !scope::split(requested_scope).is_empty() && policy.default_scopes.is_empty() {
-            return redirect(
-                ErrorCode::InvalidScope,
-                format!(
-                    "None of the requested scopes can be granted; this server supports: {}.",
-                    policy.supported_scopes.join(" ")
-                ),
-                state,
-            );
-        }
-        scopes = policy.default_scopes.to_vec();
-    }
-
-    Outcome::Valid(ValidRequest {
+    Outcome::Valid(AuthRequest {
         client_id: client_id.to_owned(),
         redirect_uri,
         redirect_uri_sent,
         state,
         code_challenge,
-        scopes,
-        resource,
+        scopes: target.scopes,
+        resource: target.resource,
     })
 }
 
@@ -352,12 +291,14 @@ mod tests {
         register::validate(input, &["mcp".into()]).unwrap()
     }
 
-    fn policy<'a>(supported: &'a [String], default: &'a [String]) -> Policy<'a> {
-        Policy {
+    fn policy<'a>(supported: &'a [String], default: &'a [String]) -> Rules<'a> {
+        Rules {
             registration_enabled: true,
-            supported_scopes: supported,
-            default_scopes: default,
-            allowed_resources: &[],
+            target: Policy {
+                supported_scopes: supported,
+                default_scopes: default,
+                allowed_resources: &[],
+            },
         }
     }
 

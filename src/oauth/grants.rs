@@ -6,9 +6,9 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::errors::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::register::AuthMethod;
-use super::{pkce, resource, scope, secret};
-use crate::store::{AuthCode, Client, Token};
+use super::{pkce, resource, scope};
+use crate::records::{AuthCode, AuthMethod, Client, Token};
+use crate::secret;
 
 /// How the client presented itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,13 +105,13 @@ fn form_decode(s: &str) -> String {
 }
 
 /// Checks credentials against the stored client. A confidential client may use Basic or the
-/// body whatever it registered (§9); a public client never has a secret.
+/// body whatever it registered (docs/behaviour.md §9); a public client never has a secret.
 pub fn authenticate(
     creds: &Credentials,
     client: Option<&Client>,
     now: u64,
 ) -> Result<(), AuthFailure> {
-    let Some(client) = client.filter(|c| c.expires_at == 0 || c.expires_at > now) else {
+    let Some(client) = client.filter(|c| c.is_current(now)) else {
         return Err(invalid_client(
             "The client is not registered with this server (or its registration expired).",
             creds.basic,

@@ -1,4 +1,5 @@
 //! Protocol rules without I/O: pure functions over parsed requests, stored records and `now`.
+//! Imports neither the store, the flows, nor anything of HTTP.
 
 pub mod authorize;
 pub mod errors;
@@ -9,4 +10,4 @@ pub mod redirect_uri;
 pub mod register;
 pub mod resource;
 pub mod scope;
-pub mod secret;
+pub mod target;

@@ -122,7 +122,7 @@ fn loopback_parts(raw: &str) -> Option<(&str, String)> {
         return None;
     }
     let url = Url::parse(raw).ok()?;
-    // RFC 8252 §7.3 and BEHAVIOUR §4: the rule is for these three hosts, as written.
+    // RFC 8252 §7.3 and docs/behaviour.md §4: the rule is for these three hosts, as written.
     let named = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
     if !named || url.scheme() != "http" || url.host_str() != Some(host) {
         return None;

@@ -1,11 +1,15 @@
 //! Client metadata validation for dynamic registration (RFC 7591 §2, §3.2.2; RFC 7592 §2.2),
-//! with the leniency real MCP clients need (BEHAVIOUR §9).
+//! with the leniency real MCP clients need (docs/behaviour.md §9).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::errors::{ErrorCode, OAuthError};
 use super::redirect_uri::{self, UriKind};
 use super::scope;
+use crate::records::{
+    AuthMethod, ClientMetadata, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN,
+};
 
 /// Which form field an error belongs to, so the HTML form can show it in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,56 +62,6 @@ pub struct MetadataInput {
     pub software_id: Option<String>,
     pub software_version: Option<String>,
 }
-
-/// Client metadata as stored and echoed, after validation and normalisation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientMetadata {
-    pub redirect_uris: Vec<String>,
-    pub token_endpoint_auth_method: AuthMethod,
-    pub grant_types: Vec<String>,
-    pub response_types: Vec<String>,
-    pub application_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logo_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tos_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub contacts: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub software_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub software_version: Option<String>,
-}
-
-impl ClientMetadata {
-    pub fn is_confidential(&self) -> bool {
-        self.token_endpoint_auth_method != AuthMethod::None
-    }
-    pub fn has_grant(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant)
-    }
-}
-
-/// Token endpoint authentication methods Doorman supports (RFC 7591 §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    None,
-    ClientSecretBasic,
-    ClientSecretPost,
-}
-
-pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
-pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
-pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 
 const MAX_REDIRECT_URIS: usize = 32;
 const MAX_TEXT: usize = 256;

@@ -1,4 +1,4 @@
-//! Resource indicators (RFC 8707 §2) and how they are compared (BEHAVIOUR §9).
+//! Resource indicators (RFC 8707 §2) and how they are compared (docs/behaviour.md §9).
 
 use url::Url;
 

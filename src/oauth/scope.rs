@@ -1,4 +1,4 @@
-//! Scope rules (RFC 6749 §3.3) with the real-client leniency of BEHAVIOUR §9.
+//! Scope rules (RFC 6749 §3.3) with the real-client leniency of docs/behaviour.md §9.
 
 /// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 pub fn is_scope_token(s: &str) -> bool {

@@ -1,28 +1,32 @@
-//! The HTML renderer: styled pages for people, with the security headers of BEHAVIOUR §5.4.
+//! The HTML renderer: styled pages for people, with the security headers of
+//! docs/behaviour.md §5.4.
 
-use actix_web::cookie::{Cookie, SameSite};
+use actix_web::HttpResponse;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, HttpResponseBuilder};
 use sailfish::TemplateSimple;
 
-use super::json;
-use super::pages::{ErrorPage, Escaped, RegisterForm, UnregisteredPage};
-use super::{Problem, Renderer, Unregistered};
-use crate::AppState;
-use crate::http::common::{NO_CACHE, NO_STORE, answer};
-use crate::metadata::Endpoints;
+use super::pages::{
+    ConsentPage, ErrorPage, Escaped, LoginPage, RegisterForm, RegisterPage, RegisteredPage,
+    UnregisteredPage,
+};
+use super::{
+    NO_CACHE, NO_STORE, Page, Renderer, Unregistered, VARY_ACCEPT, answer, json, retry_after,
+    status,
+};
+use crate::flows::authorization::{Answer, Next, Prompt, Redirect, SignInFailure, Step};
+use crate::flows::clients::{FormCreated, FormFields, Refusal};
+use crate::flows::{Kind, Problem};
 use crate::oauth::authorize::UnknownReason;
 use crate::oauth::errors::ErrorCode;
-use crate::settings::Settings;
+use crate::oauth::register::Field;
 
 pub struct Html;
 
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-pub const CSRF_COOKIE: &str = "doorman_csrf";
 
-/// Every header an HTML page carries (BEHAVIOUR §5.4), `no-store` included; constant values,
-/// so nothing is validated or copied per page.
+/// Every header an HTML page carries (docs/behaviour.md §5.4), `no-store` included; constant
+/// values, so nothing is validated or copied per page.
 fn page_headers() -> [(HeaderName, HeaderValue); 8] {
     [
         (
@@ -38,7 +42,7 @@ fn page_headers() -> [(HeaderName, HeaderValue); 8] {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ),
-        (header::VARY, HeaderValue::from_static("Accept")),
+        (header::VARY, VARY_ACCEPT),
         (
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -48,70 +52,65 @@ fn page_headers() -> [(HeaderName, HeaderValue); 8] {
     ]
 }
 
-/// A response builder carrying every header an HTML page needs.
-pub fn builder(status: StatusCode) -> HttpResponseBuilder {
-    let mut res = HttpResponse::build(status);
-    for pair in page_headers() {
-        res.insert_header(pair);
-    }
-    res
-}
-
 /// The plain 500 page for a template failure (it cannot happen with the compiled templates,
 /// but it must never panic).
 fn page_failed(e: sailfish::RenderError) -> HttpResponse {
     log::error!("template rendering failed: {e}");
-    builder(StatusCode::INTERNAL_SERVER_ERROR)
-        .body("<!DOCTYPE html><title>Error</title><p>The page could not be rendered.</p>")
+    answer(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        page_headers(),
+        "<!DOCTYPE html><title>Error</title><p>The page could not be rendered.</p>",
+    )
 }
 
-/// Renders a template into a finished response.
-pub fn page(mut res: HttpResponseBuilder, tpl: impl TemplateSimple) -> HttpResponse {
+/// Renders a template into a finished page.
+fn render(status: StatusCode, tpl: impl TemplateSimple) -> HttpResponse {
     match tpl.render_once() {
-        Ok(body) => res.body(body),
+        Ok(body) => answer(status, page_headers(), body),
         Err(e) => page_failed(e),
     }
 }
 
-/// The double-submit CSRF cookie that accompanies every form (SameSite=Strict, HttpOnly).
-pub fn csrf_cookie(ep: &Endpoints, token: &str) -> Cookie<'static> {
-    let path = if ep.base_path.is_empty() {
-        "/".to_owned()
-    } else {
-        ep.base_path.clone()
+fn set_cookie(res: &mut HttpResponse, cookie: Option<HeaderValue>) {
+    if let Some(cookie) = cookie {
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+}
+
+/// A redirect to a validated URI: 303 after a form, 302 otherwise.
+fn redirect(location: &str, after_form: bool) -> HttpResponse {
+    let Ok(location) = HeaderValue::try_from(location) else {
+        return HttpResponse::BadRequest().finish();
     };
-    Cookie::build(CSRF_COOKIE, token.to_owned())
-        .path(path)
-        .http_only(true)
-        .secure(ep.issuer.starts_with("https://"))
-        .same_site(SameSite::Strict)
-        .max_age(actix_web::cookie::time::Duration::hours(2))
-        .finish()
+    let code = if after_form {
+        StatusCode::SEE_OTHER
+    } else {
+        StatusCode::FOUND
+    };
+    answer(
+        code,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, NO_STORE),
+            (header::PRAGMA, NO_CACHE),
+        ],
+        "",
+    )
 }
 
 /// An empty registration form with a fresh CSRF token.
-pub fn new_form(state: &AppState, csrf: String) -> RegisterForm<'_> {
+fn new_form(page: &Page, csrf: String) -> RegisterForm<'_> {
     RegisterForm {
-        action: state
-            .meta
+        action: page
             .endpoints
             .registration
             .as_deref()
             .unwrap_or_default()
             .into(),
         csrf,
-        needs_initial_token: !state.settings.registration.initial_access_token.is_empty(),
+        needs_initial_token: page.needs_initial_token,
         ..Default::default()
     }
-}
-
-/// Whether people may register clients through the HTML form.
-pub fn form_enabled(state: &AppState) -> bool {
-    form_allowed(&state.settings)
-}
-
-fn form_allowed(settings: &Settings) -> bool {
-    settings.registration.enabled && settings.registration.form
 }
 
 /// What the unregistered page says for one reason.
@@ -170,79 +169,272 @@ fn reason_texts(reason: &UnknownReason, name: &str, show_form: bool) -> ReasonTe
 }
 
 /// Whether the unregistered page offers the registration form for `reason`.
-fn shows_form(settings: &Settings, reason: &UnknownReason) -> bool {
-    form_allowed(settings) && *reason != UnknownReason::RegistrationDisabled
+fn shows_form(form_shown: bool, reason: &UnknownReason) -> bool {
+    form_shown && *reason != UnknownReason::RegistrationDisabled
 }
 
-/// The parts of the unregistered page that depend only on settings, built once: the texts for
-/// the reasons that carry no detail (by `json::prebuilt_index`), and the CSRF cookie's
-/// attributes as the cookie crate writes them.
+/// The texts of the unregistered page for the reasons that carry no detail (by
+/// `json::prebuilt_index`), escaped once at start-up.
 pub struct UnregisteredTexts {
     reasons: [ReasonTexts; 3],
-    /// `; HttpOnly; SameSite=Strict; …`: the `Set-Cookie` value after `doorman_csrf=TOKEN`.
-    csrf_attributes: String,
 }
 
 impl UnregisteredTexts {
-    pub fn new(settings: &Settings, ep: &Endpoints) -> Self {
-        let name = &settings.branding.name;
-        let texts =
-            |reason: UnknownReason| reason_texts(&reason, name, shows_form(settings, &reason));
-        let cookie = csrf_cookie(ep, "").encoded().to_string();
+    pub fn new(name: &str, form_shown: bool) -> Self {
+        let texts = |reason: UnknownReason| {
+            let show = shows_form(form_shown, &reason);
+            reason_texts(&reason, name, show)
+        };
         Self {
             reasons: [
                 texts(UnknownReason::Unknown),
                 texts(UnknownReason::Expired),
                 texts(UnknownReason::RegistrationDisabled),
             ],
-            csrf_attributes: cookie[cookie.find(';').unwrap_or(cookie.len())..].to_owned(),
+        }
+    }
+}
+
+/// The CSP source that admits the redirect URI. Chrome and Safari check `form-action` against
+/// the redirect that answers a form submission too (w3c/webappsec-csp#8), so with
+/// `form-action 'self'` alone the 303 to the client after Approve or Deny is blocked.
+fn redirect_source(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    let scheme = url.scheme();
+    // A host is named only when it is a plain DNS name or IPv4 address, so nothing from a
+    // registration can add a directive; otherwise the scheme alone (`cursor:`) is admitted.
+    let plain_host = url.host_str().filter(|h| {
+        h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    });
+    match plain_host {
+        Some(host) if matches!(scheme, "http" | "https") => Some(match url.port() {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}"),
+        }),
+        _ => Some(format!("{scheme}:")),
+    }
+}
+
+fn consent_csp(redirect_uri: &str) -> String {
+    match redirect_source(redirect_uri) {
+        Some(src) => CSP.replace("form-action 'self'", &format!("form-action 'self' {src}")),
+        None => CSP.to_owned(),
+    }
+}
+
+/// Where the person goes after deciding, as shown: scheme and host.
+fn redirect_host(redirect_uri: &str) -> String {
+    url::Url::parse(redirect_uri)
+        .map(|u| match u.host_str() {
+            Some(h) => format!("{}://{h}", u.scheme()),
+            None => format!("{}:", u.scheme()),
+        })
+        .unwrap_or_else(|_| redirect_uri.to_owned())
+}
+
+impl Html {
+    /// An authorization step's answer as the person's browser gets it.
+    pub fn answer(page: &Page, answer: &Answer) -> HttpResponse {
+        let mut res = match &answer.next {
+            Next::Refused(p) => Self::problem(page, p),
+            Next::Unregistered(reason) => Self::problem(
+                page,
+                &Problem::new(
+                    Kind::Request,
+                    ErrorCode::InvalidClient,
+                    crate::render::unregistered_description(
+                        reason,
+                        page.endpoints.registration.as_deref(),
+                    ),
+                ),
+            ),
+            Next::Redirect(Redirect {
+                location,
+                after_form,
+            }) => redirect(location, *after_form),
+            Next::Consent(location) => redirect(location, true),
+            Next::Ask(prompt) => Self::prompt(page, prompt),
+        };
+        if let Some(session) = &answer.session {
+            set_cookie(&mut res, page.cookies.session(&session.cookie));
+        }
+        res
+    }
+
+    /// The sign-in or the consent page.
+    fn prompt(page: &Page, prompt: &Prompt) -> HttpResponse {
+        let client = &prompt.client;
+        match &prompt.step {
+            Step::SignIn { username, failure } => {
+                let action = format!("{}/login", page.endpoints.issuer);
+                let (code, error) = match failure {
+                    Some(SignInFailure::WrongPassword) => (
+                        StatusCode::UNAUTHORIZED,
+                        Some("The username or password is wrong."),
+                    ),
+                    Some(SignInFailure::SignInAgain) => {
+                        (StatusCode::OK, Some("Please sign in again."))
+                    }
+                    None => (StatusCode::OK, None),
+                };
+                render(
+                    code,
+                    LoginPage {
+                        c: &page.chrome,
+                        title: "Sign in",
+                        action: &action,
+                        client_name: client.display_name(),
+                        request_id: &prompt.request_id,
+                        csrf: &prompt.pending.csrf,
+                        username,
+                        error,
+                    },
+                )
+            }
+            Step::Consent { username, csrf } => {
+                let r = &prompt.pending.request;
+                let action = format!("{}/consent", page.endpoints.issuer);
+                let mut res = render(
+                    StatusCode::OK,
+                    ConsentPage {
+                        c: &page.chrome,
+                        title: "Allow access?",
+                        action: &action,
+                        client_name: client.display_name(),
+                        client_id: &client.client_id,
+                        username,
+                        redirect_host: redirect_host(&r.redirect_uri),
+                        scopes: &r.scopes,
+                        resource: r.resource.as_deref(),
+                        request_id: &prompt.request_id,
+                        csrf,
+                    },
+                );
+                if let Ok(csp) = HeaderValue::try_from(consent_csp(&r.redirect_uri)) {
+                    res.headers_mut()
+                        .insert(header::CONTENT_SECURITY_POLICY, csp);
+                }
+                res
+            }
         }
     }
 
-    /// `Set-Cookie` for a fresh CSRF token (base64url: nothing in it needs encoding).
-    fn csrf_set_cookie(&self, token: &str) -> Option<HeaderValue> {
-        // Pieces pushed into one buffer: `format!` costs several times this on every page.
-        let mut value =
-            String::with_capacity(CSRF_COOKIE.len() + 1 + token.len() + self.csrf_attributes.len());
-        value.push_str(CSRF_COOKIE);
-        value.push('=');
-        value.push_str(token);
-        value.push_str(&self.csrf_attributes);
-        HeaderValue::try_from(value).ok()
+    /// `GET /register` in a browser: the registration form on its own page.
+    pub fn register_page(page: &Page) -> HttpResponse {
+        if !page.form_shown {
+            return Self::problem(page, &Refusal::Disabled.problem());
+        }
+        Self::form_page(
+            page,
+            StatusCode::OK,
+            new_form(page, crate::secret::random_token()),
+        )
+    }
+
+    fn form_page(page: &Page, code: StatusCode, form: RegisterForm<'_>) -> HttpResponse {
+        let cookie = page.cookies.csrf(&form.csrf);
+        let mut res = render(
+            code,
+            RegisterPage {
+                c: &page.chrome,
+                title: "Register an application",
+                f: form,
+            },
+        );
+        set_cookie(&mut res, cookie);
+        res
+    }
+
+    /// The form again, with what was entered and the refusal next to its field.
+    pub fn register_again(page: &Page, fields: &FormFields, refusal: &Refusal) -> HttpResponse {
+        let mut form = RegisterForm {
+            client_name: fields.client_name.clone(),
+            redirect_uris: fields.redirect_uris.clone().into(),
+            confidential: fields.confidential,
+            scope: fields.scope.clone(),
+            retry: fields.retry.clone().into(),
+            ..new_form(page, crate::secret::random_token())
+        };
+        let errors = &mut form.errors;
+        let code = match refusal {
+            Refusal::Disabled | Refusal::Problem(_) => {
+                return Self::problem(page, &refusal.problem());
+            }
+            Refusal::Forged => {
+                errors.general = Some(refusal.problem().error.description);
+                StatusCode::FORBIDDEN
+            }
+            Refusal::InitialToken => {
+                errors.general = Some(
+                    "The initial access token is missing or wrong; ask the operator of this server for it."
+                        .into(),
+                );
+                StatusCode::UNAUTHORIZED
+            }
+            Refusal::Invalid(e) => {
+                let message = Some(e.error.description.clone());
+                match e.field {
+                    Field::ClientName => errors.client_name = message,
+                    Field::RedirectUris => errors.redirect_uris = message,
+                    Field::ClientType => errors.client_type = message,
+                    Field::Scope => errors.scope = message,
+                    Field::Other => errors.general = message,
+                }
+                StatusCode::BAD_REQUEST
+            }
+        };
+        Self::form_page(page, code, form)
+    }
+
+    /// The new client's credentials, shown once, and the retry link.
+    pub fn registered(page: &Page, done: &FormCreated) -> HttpResponse {
+        let created = &done.created;
+        let client = &created.client;
+        let rcu = format!("{}/register/{}", page.endpoints.issuer, client.client_id);
+        render(
+            StatusCode::CREATED,
+            RegisteredPage {
+                c: &page.chrome,
+                title: "Application registered",
+                client_id: &client.client_id,
+                client_name: client.metadata.client_name.as_deref(),
+                client_secret: created.client_secret.as_deref(),
+                registration_access_token: &created.registration_access_token,
+                registration_client_uri: &rcu,
+                redirect_uris: &client.metadata.redirect_uris,
+                retry_link: done.retry_link.clone(),
+            },
+        )
     }
 }
 
 impl Renderer for Html {
     const HTML: bool = true;
 
-    fn unregistered(state: &AppState, view: &Unregistered<'_>) -> HttpResponse {
-        let ep = &state.meta.endpoints;
-        let prebuilt = &state.answers.html;
+    fn unregistered(page: &Page, view: &Unregistered<'_>) -> HttpResponse {
+        let ep = &page.endpoints;
         let computed;
-        let texts = match json::prebuilt_index(&view.reason) {
-            Some(i) => &prebuilt.reasons[i],
+        let texts = match json::prebuilt_index(view.reason) {
+            Some(i) => &page.html.reasons[i],
             None => {
-                let show = shows_form(&state.settings, &view.reason);
-                computed = reason_texts(&view.reason, &state.settings.branding.name, show);
+                let show = shows_form(page.form_shown, view.reason);
+                computed = reason_texts(view.reason, &page.name, show);
                 &computed
             }
         };
-        let show_form = shows_form(&state.settings, &view.reason);
+        let show_form = shows_form(page.form_shown, view.reason);
         // 128 random bits, as for any CSRF token; the page is shown far more often than a
         // form is sent, and a shorter token is quicker to make.
-        let csrf = crate::oauth::secret::random_id();
-        let cookie = if show_form {
-            prebuilt.csrf_set_cookie(&csrf)
-        } else {
-            None
-        };
+        let csrf = crate::secret::random_id();
+        let cookie = show_form.then(|| page.cookies.csrf(&csrf)).flatten();
         let form = show_form.then(|| RegisterForm {
             redirect_uris: view.redirect_uri.unwrap_or_default().into(),
             retry: view.retry_query.into(),
-            ..new_form(state, csrf)
+            ..new_form(page, csrf)
         });
-        let page = UnregisteredPage {
-            c: &state.chrome,
+        let tpl = UnregisteredPage {
+            c: &page.chrome,
             title: &texts.headline,
             headline: &texts.headline,
             explanation: &texts.explanation,
@@ -251,20 +443,13 @@ impl Renderer for Html {
             registration_doc: ep.registration.as_ref().map(|_| ep.documentation.as_str()),
             form,
         };
-        let body = match page.render_once() {
-            Ok(body) => body,
-            Err(e) => return page_failed(e),
-        };
-        let mut res = answer(StatusCode::BAD_REQUEST, page_headers(), body);
-        let headers = res.headers_mut();
-        headers.insert(header::LINK, state.answers.link.clone());
-        if let Some(cookie) = cookie {
-            headers.append(header::SET_COOKIE, cookie);
-        }
+        let mut res = render(StatusCode::BAD_REQUEST, tpl);
+        res.headers_mut().insert(header::LINK, page.link.clone());
+        set_cookie(&mut res, cookie);
         res
     }
 
-    fn problem(state: &AppState, p: &Problem) -> HttpResponse {
+    fn problem(page: &Page, p: &Problem) -> HttpResponse {
         let (title, steps): (&str, Vec<String>) = match p.error.code {
             ErrorCode::TemporarilyUnavailable => (
                 "Temporarily unavailable",
@@ -285,45 +470,59 @@ impl Renderer for Html {
             ErrorCode::ServerError => ("Sign-in is not available", Vec::new()),
             _ => ("The request could not be completed", Vec::new()),
         };
-        let mut res = builder(p.status);
-        if let Some(secs) = p.retry_after {
-            res.insert_header((header::RETRY_AFTER, secs.to_string()));
-        }
-        page(
-            res,
+        let (code, challenge) = status(p.kind);
+        let mut res = render(
+            code,
             ErrorPage {
-                c: &state.chrome,
+                c: &page.chrome,
                 title,
                 message: &p.error.description,
                 error_code: p.error.code.as_str(),
                 client_id: p.client_id.as_deref(),
                 steps,
             },
-        )
+        );
+        let headers = res.headers_mut();
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(secs) = retry_after(p.kind) {
+            headers.insert(header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    /// The prebuilt `Set-Cookie` is the cookie crate's own rendering of the CSRF cookie, on
-    /// http and https issuers, at the root and under a path.
     #[test]
-    fn the_prebuilt_csrf_cookie_is_the_cookie_crates() {
-        for issuer in ["http://127.0.0.1:8080", "https://as.example/auth"] {
-            let mut settings = Settings::defaults().expect("default settings");
-            settings.issuer = issuer.to_owned();
-            let ep = crate::metadata::Metadata::build(&settings).endpoints;
-            let texts = UnregisteredTexts::new(&settings, &ep);
-            let token = crate::oauth::secret::random_token();
+    fn the_consent_form_may_redirect_to_the_redirect_uris_origin_and_nothing_injected() {
+        let source = |uri: &str| super::redirect_source(uri);
 
-            let ours = texts.csrf_set_cookie(&token).expect("valid header");
-
-            assert_eq!(
-                ours.to_str().expect("ASCII"),
-                csrf_cookie(&ep, &token).encoded().to_string()
-            );
-        }
+        assert_eq!(
+            source("http://127.0.0.1:4000/cb").as_deref(),
+            Some("http://127.0.0.1:4000")
+        );
+        assert_eq!(
+            source("https://App.Example.com/cb?x=1").as_deref(),
+            Some("https://app.example.com")
+        );
+        assert_eq!(source("http://[::1]:4000/cb").as_deref(), Some("http:"));
+        assert_eq!(
+            source("cursor://anysphere.cursor-mcp/oauth/callback").as_deref(),
+            Some("cursor:")
+        );
+        assert_eq!(
+            source("com.example.app:/oauth").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(
+            source("x-app://a;script-src%20*/cb").as_deref(),
+            Some("x-app:")
+        );
+        assert!(
+            super::consent_csp("http://localhost:5000/cb")
+                .contains("form-action 'self' http://localhost:5000; base-uri 'none'")
+        );
     }
 }

@@ -2,38 +2,23 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
 
-use super::{Problem, Renderer, Unregistered, unregistered_description};
-use crate::AppState;
-use crate::http::common::{APPLICATION_JSON, NO_CACHE, NO_STORE, answer, no_store};
+use super::{
+    APPLICATION_JSON, NO_CACHE, NO_STORE, Page, Renderer, Unregistered, VARY_ACCEPT, answer,
+    no_store, retry_after, status, unregistered_description,
+};
+use crate::flows::Problem;
+use crate::flows::clients::ClientInfo;
+use crate::flows::tokens::{Introspection, Issued};
 use crate::metadata::Endpoints;
 use crate::oauth::authorize::UnknownReason;
 
 pub struct Json;
 
-const VARY_ACCEPT: HeaderValue = HeaderValue::from_static("Accept");
-
-/// The unregistered-client document (BEHAVIOUR §5.3). Serialised straight from borrowed
-/// fields; the fields are in alphabetical order, the order a `serde_json::Map` writes them.
-#[derive(Serialize)]
-struct UnregisteredBody<'a> {
-    authorization_server_metadata: &'a str,
-    client_id: &'a str,
-    error: &'static str,
-    error_description: &'a str,
-    reason: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason_detail: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    registration_endpoint: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<&'a str>,
-}
-
-/// `{"client_id"?, "error", "error_description", "state"?}`, as `problem_body` builds it.
+/// The error document (RFC 6749 §5.2): `{"client_id"?, "error", "error_description",
+/// "state"?}`, keys in alphabetical order.
 #[derive(Serialize)]
 struct ProblemBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,13 +29,15 @@ struct ProblemBody<'a> {
     state: Option<&'a str>,
 }
 
-/// The unregistered-client document for the reasons whose text depends only on settings, as
-/// the bytes around the two request fields in it: `head`, the client_id, the reason's tail,
-/// then `,"state":…` when sent, then `}`. Built once by serialising each settings-derived
-/// field with `serde_json`, so the answer is the same document `UnregisteredBody` gives
-/// (a unit test compares them) without escaping the same long texts on every request.
+/// The unregistered-client document (docs/behaviour.md §5.3), as the bytes around the two
+/// request fields in it: `head`, the client_id, the reason's tail, then `,"state":…` when
+/// sent, then `}`. Every settings-derived field is serialised by `serde_json` when a tail is
+/// made — once at start-up for the reasons without a detail, per answer for `cimd_failed` — so
+/// the same texts are not escaped again on every request. Keys are in alphabetical order.
 pub struct UnregisteredJson {
     head: String,
+    registration: String,
+    registration_endpoint: Option<String>,
     /// For `Unknown`, `Expired` and `RegistrationDisabled`, by `prebuilt_index`.
     tails: [String; 3],
 }
@@ -78,143 +65,209 @@ impl UnregisteredJson {
         let registration = ep.registration.as_deref().map_or(String::new(), |r| {
             format!(",\"registration_endpoint\":{}", json_str(r))
         });
-        let tail = |reason: UnknownReason| {
-            let description = unregistered_description(&reason, ep.registration.as_deref());
-            format!(
-                ",\"error\":\"invalid_client\",\"error_description\":{},\"reason\":{}{registration}",
-                json_str(&description),
-                json_str(reason.as_str())
-            )
-        };
-        Self {
+        let mut doc = Self {
             head,
-            tails: [
-                tail(UnknownReason::Unknown),
-                tail(UnknownReason::Expired),
-                tail(UnknownReason::RegistrationDisabled),
-            ],
-        }
+            registration,
+            registration_endpoint: ep.registration.clone(),
+            tails: Default::default(),
+        };
+        doc.tails = [
+            doc.tail(&UnknownReason::Unknown),
+            doc.tail(&UnknownReason::Expired),
+            doc.tail(&UnknownReason::RegistrationDisabled),
+        ];
+        doc
     }
 
-    /// The document for `view`, or `None` for a reason that is not prebuilt.
-    fn body(&self, view: &Unregistered<'_>) -> Option<Vec<u8>> {
-        let tail = &self.tails[prebuilt_index(&view.reason)?];
+    /// Everything after the client_id up to the optional state, for `reason`.
+    fn tail(&self, reason: &UnknownReason) -> String {
+        let description = unregistered_description(reason, self.registration_endpoint.as_deref());
+        let detail = match reason {
+            UnknownReason::CimdFailed(why) => format!(",\"reason_detail\":{}", json_str(why)),
+            _ => String::new(),
+        };
+        format!(
+            ",\"error\":\"invalid_client\",\"error_description\":{},\"reason\":{}{detail}{}",
+            json_str(&description),
+            json_str(reason.as_str()),
+            self.registration
+        )
+    }
+
+    /// The document for `view`.
+    fn body(&self, view: &Unregistered<'_>) -> Vec<u8> {
+        let computed;
+        let tail = match prebuilt_index(view.reason) {
+            Some(i) => &self.tails[i],
+            None => {
+                computed = self.tail(view.reason);
+                &computed
+            }
+        };
         let state_len = view.state.map_or(0, |s| s.len() + 16);
         let mut out =
             Vec::with_capacity(self.head.len() + tail.len() + view.client_id.len() + state_len + 8);
         out.extend_from_slice(self.head.as_bytes());
-        serde_json::to_writer(&mut out, view.client_id).ok()?;
+        push_json_str(&mut out, view.client_id);
         out.extend_from_slice(tail.as_bytes());
         if let Some(state) = view.state {
             out.extend_from_slice(b",\"state\":");
-            serde_json::to_writer(&mut out, state).ok()?;
+            push_json_str(&mut out, state);
         }
         out.push(b'}');
-        Some(out)
+        out
     }
 }
 
-/// A JSON body with `no-store` and `Vary: Accept` (the same URL also answers with a page).
-fn respond(mut res: actix_web::HttpResponseBuilder, body: &impl Serialize) -> HttpResponse {
-    no_store(&mut res);
-    res.insert_header((header::VARY, VARY_ACCEPT));
-    let mut bytes = Vec::with_capacity(512);
-    match serde_json::to_writer(&mut bytes, body) {
-        Ok(()) => res
-            .insert_header((header::CONTENT_TYPE, APPLICATION_JSON))
-            .body(bytes),
-        Err(e) => {
-            log::error!("JSON rendering failed: {e}");
-            HttpResponse::InternalServerError().finish()
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
+/// A JSON body with `no-store`.
+fn respond(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    let mut bytes = Vec::with_capacity(256);
+    if let Err(e) = serde_json::to_writer(&mut bytes, body) {
+        log::error!("JSON rendering failed: {e}");
+        return HttpResponse::InternalServerError().finish();
+    }
+    answer(
+        status,
+        [
+            (header::CACHE_CONTROL, NO_STORE),
+            (header::PRAGMA, NO_CACHE),
+            (header::CONTENT_TYPE, APPLICATION_JSON),
+        ],
+        bytes,
+    )
+}
+
+/// How a client information response came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Registered just now (RFC 7591 §3.2.1).
+    Created,
+    /// Read or updated (RFC 7592 §2.1, §2.2).
+    Current,
+}
+
+impl Json {
+    /// Any error, from any endpoint: status, challenge, `Retry-After`, `no-store`.
+    pub fn error(problem: &Problem) -> HttpResponse {
+        let (code, challenge) = status(problem.kind);
+        let mut res = respond(
+            code,
+            &ProblemBody {
+                client_id: problem.client_id.as_deref(),
+                error: problem.error.code.as_str(),
+                error_description: &problem.error.description,
+                state: problem.state.as_deref(),
+            },
+        );
+        let headers = res.headers_mut();
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
+        if let Some(secs) = retry_after(problem.kind) {
+            headers.insert(header::RETRY_AFTER, secs.into());
+        }
+        res
+    }
+
+    /// The token response (RFC 6749 §5.1).
+    pub fn issued(issued: &Issued) -> HttpResponse {
+        respond(StatusCode::OK, issued)
+    }
+
+    /// The client information response (RFC 7591 §3.2.1, RFC 7592 §2).
+    pub fn client_info(written: Written, info: &ClientInfo) -> HttpResponse {
+        let code = match written {
+            Written::Created => StatusCode::CREATED,
+            Written::Current => StatusCode::OK,
+        };
+        respond(code, info)
+    }
+
+    /// The introspection response (RFC 7662 §2.2).
+    pub fn introspection(doc: &Introspection) -> HttpResponse {
+        respond(StatusCode::OK, doc)
+    }
+
+    /// Done, nothing to say (RFC 7009 §2.2).
+    pub fn done() -> HttpResponse {
+        let mut res = HttpResponse::Ok().finish();
+        no_store(&mut res);
+        res
+    }
+
+    /// Deleted (RFC 7592 §2.3).
+    pub fn deleted() -> HttpResponse {
+        let mut res = HttpResponse::NoContent().finish();
+        no_store(&mut res);
+        res
     }
 }
 
 impl Renderer for Json {
     const HTML: bool = false;
 
-    fn unregistered(state: &AppState, view: &Unregistered<'_>) -> HttpResponse {
-        if let Some(body) = state.answers.json.body(view) {
-            let headers = [
-                (header::LINK, state.answers.link.clone()),
-                (header::CACHE_CONTROL, NO_STORE),
-                (header::PRAGMA, NO_CACHE),
-                (header::VARY, VARY_ACCEPT),
-                (header::CONTENT_TYPE, APPLICATION_JSON),
-            ];
-            return answer(StatusCode::BAD_REQUEST, headers, body);
-        }
-        let ep = &state.meta.endpoints;
-        let description = unregistered_description(&view.reason, ep.registration.as_deref());
-        let body = UnregisteredBody {
-            authorization_server_metadata: &ep.metadata,
-            client_id: view.client_id,
-            error: "invalid_client",
-            error_description: &description,
-            reason: view.reason.as_str(),
-            reason_detail: match &view.reason {
-                UnknownReason::CimdFailed(why) => Some(why),
-                _ => None,
-            },
-            registration_endpoint: ep.registration.as_deref(),
-            state: view.state,
-        };
-        let mut res = HttpResponse::BadRequest();
-        res.insert_header((header::LINK, state.answers.link.clone()));
-        respond(res, &body)
+    fn unregistered(page: &Page, view: &Unregistered<'_>) -> HttpResponse {
+        let headers = [
+            (header::LINK, page.link.clone()),
+            (header::CACHE_CONTROL, NO_STORE),
+            (header::PRAGMA, NO_CACHE),
+            (header::VARY, VARY_ACCEPT),
+            (header::CONTENT_TYPE, APPLICATION_JSON),
+        ];
+        answer(StatusCode::BAD_REQUEST, headers, page.json.body(view))
     }
 
-    fn problem(_state: &AppState, p: &Problem) -> HttpResponse {
-        let mut res = HttpResponse::build(p.status);
-        if let Some(secs) = p.retry_after {
-            res.insert_header((header::RETRY_AFTER, secs));
-        }
-        respond(
-            res,
-            &ProblemBody {
-                client_id: p.client_id.as_deref(),
-                error: p.error.code.as_str(),
-                error_description: &p.error.description,
-                state: p.state.as_deref(),
-            },
-        )
+    fn problem(_page: &Page, problem: &Problem) -> HttpResponse {
+        let mut res = Self::error(problem);
+        // The same URL also answers with a page.
+        res.headers_mut().insert(header::VARY, VARY_ACCEPT);
+        res
     }
-}
-
-/// `{"error", "error_description", "client_id"?, "state"?}`.
-pub fn problem_body(p: &Problem) -> Value {
-    let mut body = Map::new();
-    body.insert("error".into(), json!(p.error.code.as_str()));
-    body.insert("error_description".into(), json!(p.error.description));
-    if let Some(c) = &p.client_id {
-        body.insert("client_id".into(), json!(c));
-    }
-    if let Some(s) = &p.state {
-        body.insert("state".into(), json!(s));
-    }
-    Value::Object(body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::errors::{ErrorCode, OAuthError};
-    use actix_web::http::StatusCode;
 
-    /// The prebuilt document is byte for byte what serialising `UnregisteredBody` gives, for
-    /// every prebuilt reason, with and without registration, for hostile request fields too.
+    /// The unregistered-client document, serialised field by field: what the prebuilt parts
+    /// must add up to.
+    #[derive(Serialize)]
+    struct Expected<'a> {
+        authorization_server_metadata: &'a str,
+        client_id: &'a str,
+        error: &'static str,
+        error_description: &'a str,
+        reason: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason_detail: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        registration_endpoint: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        state: Option<&'a str>,
+    }
+
+    /// The document is byte for byte what serialising it field by field gives, for every
+    /// reason, with and without registration, for hostile request fields too.
     #[test]
-    fn the_prebuilt_unregistered_document_is_the_serialised_one() {
+    fn the_unregistered_document_is_the_serialised_one() {
         let settings = crate::settings::Settings::defaults().expect("default settings");
         let mut ep = crate::metadata::Metadata::build(&settings).endpoints;
         for registration in [Some("https://as.example/p/register"), None] {
             ep.registration = registration.map(str::to_owned);
             ep.metadata = "https://as.example/.well-known/oauth-authorization-server/p\"".into();
-            let prebuilt = UnregisteredJson::new(&ep);
+            let doc = UnregisteredJson::new(&ep);
             for reason in [
                 UnknownReason::Unknown,
                 UnknownReason::Expired,
                 UnknownReason::RegistrationDisabled,
+                UnknownReason::CimdFailed("HTTP 404 \"<x>\"".into()),
             ] {
                 for (client_id, state) in [
                     ("c", None),
@@ -224,65 +277,30 @@ mod tests {
                     let view = Unregistered {
                         client_id,
                         state,
-                        reason: reason.clone(),
+                        reason: &reason,
                         redirect_uri: None,
                         retry_query: "",
                     };
                     let description = unregistered_description(&reason, registration);
-                    let expected = UnregisteredBody {
+                    let expected = Expected {
                         authorization_server_metadata: &ep.metadata,
                         client_id,
                         error: "invalid_client",
                         error_description: &description,
                         reason: reason.as_str(),
-                        reason_detail: None,
+                        reason_detail: match &reason {
+                            UnknownReason::CimdFailed(why) => Some(why),
+                            _ => None,
+                        },
                         registration_endpoint: registration,
                         state,
                     };
 
-                    let ours = String::from_utf8(prebuilt.body(&view).expect("prebuilt"));
+                    let ours = String::from_utf8(doc.body(&view)).expect("UTF-8");
 
-                    assert_eq!(
-                        ours.expect("UTF-8"),
-                        serde_json::to_string(&expected).expect("serialises")
-                    );
+                    assert_eq!(ours, serde_json::to_string(&expected).expect("serialises"));
                 }
             }
-            let cimd = Unregistered {
-                client_id: "https://c.example/m",
-                state: None,
-                reason: UnknownReason::CimdFailed("404".into()),
-                redirect_uri: None,
-                retry_query: "",
-            };
-            assert!(prebuilt.body(&cimd).is_none());
-        }
-    }
-
-    #[test]
-    fn the_problem_document_is_the_one_problem_body_builds() {
-        for (client_id, state) in [(None, None), (Some("c"), Some("s\"<")), (Some("c"), None)] {
-            let p = Problem {
-                client_id: client_id.map(str::to_owned),
-                state: state.map(str::to_owned),
-                ..Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    OAuthError::new(ErrorCode::InvalidRequest, "bad \"request\""),
-                )
-            };
-            let direct = ProblemBody {
-                client_id: p.client_id.as_deref(),
-                error: p.error.code.as_str(),
-                error_description: &p.error.description,
-                state: p.state.as_deref(),
-            };
-
-            let bytes = serde_json::to_vec(&direct).expect("serialises");
-
-            assert_eq!(
-                bytes,
-                serde_json::to_vec(&problem_body(&p)).expect("serialises")
-            );
         }
     }
 }

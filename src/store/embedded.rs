@@ -22,6 +22,7 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, Tabl
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use super::kv::{self, Kv, Once};
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 
@@ -102,18 +103,25 @@ enum Op {
     Remove {
         key: String,
     },
+    TakeOnce {
+        key: String,
+        owner: String,
+        stamp: u64,
+        mark_ttl: Duration,
+    },
     /// Removes those of `keys` that are (still) expired.
     Expire {
         keys: Vec<String>,
     },
 }
 
-/// What a write returns: nothing, whether it wrote (set_nx), the live value it removed, or
-/// how many expired entries it removed.
+/// What a write returns: nothing, whether it wrote (put_new), the live value it removed, what
+/// a single-use record was, or how many expired entries it removed.
 enum Done {
     Set,
     Written(bool),
     Removed(Option<Vec<u8>>),
+    Once(Once),
     Expired(usize),
 }
 
@@ -151,8 +159,12 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 
 /// Stored value: 8 bytes of expiry (ms since the epoch, 0 = never), then the payload.
 fn encode(value: &[u8], ttl: Option<Duration>) -> Vec<u8> {
+    encode_at(value, ttl, now_ms())
+}
+
+fn encode_at(value: &[u8], ttl: Option<Duration>, now_ms: u64) -> Vec<u8> {
     let exp = ttl
-        .map(|t| now_ms().saturating_add(t.as_millis() as u64))
+        .map(|t| now_ms.saturating_add(t.as_millis() as u64))
         .unwrap_or(0);
     let mut out = Vec::with_capacity(8 + value.len());
     out.extend_from_slice(&exp.to_be_bytes());
@@ -235,23 +247,6 @@ impl EmbeddedStore {
         }
     }
 
-    /// Reads in the calling thread without awaiting anything: a read snapshot never waits for
-    /// the writer. The thread's snapshot is used when there is one (see `Snapshots`).
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut slot = self.snapshots.mine();
-        let table = match &mut *slot {
-            Some(table) => table,
-            None => {
-                let txn = self.db.begin_read().map_err(backend)?;
-                slot.insert(txn.open_table(KV).map_err(backend)?)
-            }
-        };
-        Ok(table
-            .get(key)
-            .map_err(backend)?
-            .and_then(|v| decode(v.value(), now_ms())))
-    }
-
     /// Hands a write to the writer thread and waits for its commit.
     async fn write(&self, op: Op) -> Result<Done, StoreError> {
         let (reply, done) = oneshot::channel();
@@ -268,13 +263,27 @@ impl EmbeddedStore {
         done.await
             .map_err(|_| StoreError::Backend("embedded database: the writer has stopped".into()))?
     }
+}
 
-    pub async fn set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), StoreError> {
+impl Kv for EmbeddedStore {
+    /// Reads in the calling thread without awaiting anything: a read snapshot never waits for
+    /// the writer. The thread's snapshot is used when there is one (see `Snapshots`).
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut slot = self.snapshots.mine();
+        let table = match &mut *slot {
+            Some(table) => table,
+            None => {
+                let txn = self.db.begin_read().map_err(backend)?;
+                slot.insert(txn.open_table(KV).map_err(backend)?)
+            }
+        };
+        Ok(table
+            .get(key)
+            .map_err(backend)?
+            .and_then(|v| decode(v.value(), now_ms())))
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         let op = Op::Set {
             key: key.to_owned(),
             raw: encode(value, ttl),
@@ -282,7 +291,7 @@ impl EmbeddedStore {
         self.write(op).await.map(|_| ())
     }
 
-    pub async fn set_nx(
+    async fn put_new(
         &self,
         key: &str,
         value: &[u8],
@@ -293,14 +302,6 @@ impl EmbeddedStore {
             raw: encode(value, ttl),
         };
         Ok(matches!(self.write(op).await?, Done::Written(true)))
-    }
-
-    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.remove(key).await
-    }
-
-    pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.remove(key).await?.is_some())
     }
 
     async fn remove(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -315,7 +316,26 @@ impl EmbeddedStore {
         }
     }
 
-    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn take_once(
+        &self,
+        key: &str,
+        owner: &str,
+        stamp: u64,
+        mark_ttl: Duration,
+    ) -> Result<Once, StoreError> {
+        let op = Op::TakeOnce {
+            key: key.to_owned(),
+            owner: owner.to_owned(),
+            stamp,
+            mark_ttl,
+        };
+        match self.write(op).await? {
+            Done::Once(once) => Ok(once),
+            _ => Ok(Once::Missing),
+        }
+    }
+
+    async fn scan(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let db = self.db.clone();
         let prefix = prefix.to_owned();
         run_blocking(move || {
@@ -337,7 +357,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    async fn reach(&self) -> Result<(), StoreError> {
         self.db.begin_read().map(|_| ()).map_err(backend)
     }
 }
@@ -444,6 +464,24 @@ fn apply(table: &mut Table<&str, &[u8]>, op: &Op, now: u64) -> Result<Done, redb
             let old = table.remove(key.as_str())?;
             Done::Removed(old.and_then(|v| decode(v.value(), now)))
         }
+        Op::TakeOnce {
+            key,
+            owner,
+            stamp,
+            mark_ttl,
+        } => {
+            let current = table
+                .get(key.as_str())?
+                .and_then(|v| decode(v.value(), now));
+            let (mark, once) = kv::decide_once(current, owner, *stamp);
+            if let Some(mark) = mark {
+                table.insert(
+                    key.as_str(),
+                    encode_at(&mark, Some(*mark_ttl), now).as_slice(),
+                )?;
+            }
+            Done::Once(once)
+        }
         Op::Expire { keys } => {
             let mut removed = 0;
             for key in keys {
@@ -481,7 +519,7 @@ mod tests {
         assert_eq!(store.get("k").await.expect("get"), None);
         for i in 0..50u32 {
             let value = i.to_be_bytes();
-            store.set("k", &value, None).await.expect("set");
+            store.put("k", &value, None).await.expect("set");
             assert_eq!(store.get("k").await.expect("get"), Some(value.to_vec()));
             let other = store.clone();
             let seen = std::thread::spawn(move || {
@@ -492,11 +530,11 @@ mod tests {
             assert_eq!(seen.expect("get"), Some(value.to_vec()));
         }
         assert_eq!(
-            store.take("k").await.expect("take"),
+            store.remove("k").await.expect("remove"),
             Some(49u32.to_be_bytes().to_vec())
         );
         assert_eq!(store.get("k").await.expect("get"), None);
-        assert!(store.set_nx("k", b"n", None).await.expect("set_nx"));
+        assert!(store.put_new("k", b"n", None).await.expect("put_new"));
         assert_eq!(store.get("k").await.expect("get"), Some(b"n".to_vec()));
     }
 
@@ -510,22 +548,22 @@ mod tests {
             let store = store.clone();
             async move {
                 let key = format!("old:{i:05}");
-                store.set(&key, b"x", Some(Duration::ZERO)).await
+                store.put(&key, b"x", Some(Duration::ZERO)).await
             }
         });
         for written in futures_util::future::join_all(writes).await {
             written.expect("set");
         }
-        store.set("live:forever", b"1", None).await.expect("set");
+        store.put("live:forever", b"1", None).await.expect("set");
         store
-            .set("live:later", b"2", Some(Duration::from_secs(60)))
+            .put("live:later", b"2", Some(Duration::from_secs(60)))
             .await
             .expect("set");
 
         let removed = store.purge_expired().await.expect("purges");
 
         assert_eq!(removed, expired);
-        assert_eq!(store.keys("").await.expect("keys").len(), 2);
+        assert_eq!(store.scan("").await.expect("keys").len(), 2);
         assert_eq!(
             store.get("live:later").await.expect("get"),
             Some(b"2".to_vec())
@@ -537,15 +575,15 @@ mod tests {
     async fn concurrent_writes_share_commits_and_stay_atomic() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = EmbeddedStore::open(&dir.path().join("db.redb")).expect("opens");
-        store.set("code", b"once", None).await.expect("set");
+        store.put("code", b"once", None).await.expect("set");
 
         let set_nx = futures_util::future::join_all((0..64).map(|i| {
             let store = store.clone();
-            async move { store.set_nx("nx", format!("{i}").as_bytes(), None).await }
+            async move { store.put_new("nx", format!("{i}").as_bytes(), None).await }
         }));
         let takes = futures_util::future::join_all((0..64).map(|_| {
             let store = store.clone();
-            async move { store.take("code").await }
+            async move { store.remove("code").await }
         }));
         let (set_nx, takes) = futures_util::future::join(set_nx, takes).await;
 
@@ -562,7 +600,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("db.redb");
         let store = EmbeddedStore::open(&path).expect("opens");
-        store.set("k", b"v", None).await.expect("set");
+        store.put("k", b"v", None).await.expect("set");
         let clone = store.clone();
         drop(store);
         drop(clone);

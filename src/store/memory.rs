@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::StoreError;
+use super::kv::{self, Kv, Once};
 
 type Entry = (Vec<u8>, Option<Instant>);
 type Map = HashMap<String, Entry>;
@@ -36,8 +37,10 @@ impl MemoryStore {
         });
         lock(&self.shards[h % SHARDS])
     }
+}
 
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+impl Kv for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let map = self.lock(key)?;
         Ok(map
             .get(key)
@@ -45,12 +48,7 @@ impl MemoryStore {
             .map(|(v, _)| v.clone()))
     }
 
-    pub async fn set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         let mut map = self.lock(key)?;
         map.insert(
             key.to_owned(),
@@ -59,7 +57,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub async fn set_nx(
+    async fn put_new(
         &self,
         key: &str,
         value: &[u8],
@@ -74,7 +72,7 @@ impl MemoryStore {
         Ok(!taken)
     }
 
-    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn remove(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut map = self.lock(key)?;
         Ok(map
             .remove(key)
@@ -82,14 +80,27 @@ impl MemoryStore {
             .map(|(v, _)| v))
     }
 
-    pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+    async fn take_once(
+        &self,
+        key: &str,
+        owner: &str,
+        stamp: u64,
+        mark_ttl: Duration,
+    ) -> Result<Once, StoreError> {
         let mut map = self.lock(key)?;
-        Ok(map
-            .remove(key)
-            .is_some_and(|(_, exp)| live(&exp, Instant::now())))
+        let now = Instant::now();
+        let current = map
+            .get(key)
+            .filter(|(_, exp)| live(exp, now))
+            .map(|(v, _)| v.clone());
+        let (mark, once) = kv::decide_once(current, owner, stamp);
+        if let Some(mark) = mark {
+            map.insert(key.to_owned(), (mark, Some(now + mark_ttl)));
+        }
+        Ok(once)
     }
 
-    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn scan(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let now = Instant::now();
         let mut out = Vec::new();
         for shard in self.shards.iter() {
@@ -103,7 +114,7 @@ impl MemoryStore {
         Ok(out)
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    async fn reach(&self) -> Result<(), StoreError> {
         self.shards.iter().try_for_each(|s| lock(s).map(|_| ()))
     }
 }
@@ -123,26 +134,31 @@ mod tests {
         let store = MemoryStore::new();
         for i in 0..200 {
             store
-                .set(&format!("client:{i}"), b"c", None)
+                .put(&format!("client:{i}"), b"c", None)
                 .await
                 .expect("set");
         }
         store
-            .set("pending:x", b"p", Some(Duration::ZERO))
+            .put("pending:x", b"p", Some(Duration::ZERO))
             .await
             .expect("set");
 
-        assert_eq!(store.keys("client:").await.expect("keys").len(), 200);
+        assert_eq!(store.scan("client:").await.expect("keys").len(), 200);
         assert_eq!(
             store.get("client:7").await.expect("get"),
             Some(b"c".to_vec())
         );
         assert_eq!(store.get("pending:x").await.expect("get"), None);
-        assert!(store.set_nx("pending:x", b"q", None).await.expect("set_nx"));
+        assert!(
+            store
+                .put_new("pending:x", b"q", None)
+                .await
+                .expect("set_nx")
+        );
         assert_eq!(
-            store.take("pending:x").await.expect("take"),
+            store.remove("pending:x").await.expect("remove"),
             Some(b"q".to_vec())
         );
-        assert_eq!(store.take("pending:x").await.expect("take"), None);
+        assert_eq!(store.remove("pending:x").await.expect("remove"), None);
     }
 }

@@ -1,9 +1,14 @@
-//! The storage interface: one enum over three backends (memory, embedded, redis), raw bytes
-//! with TTLs underneath and typed records on top, so no backend can quietly differ.
+//! Storage: one trait of typed, atomic operations (`Backend`) that every backend implements —
+//! memory (tests), embedded (redb, the default) and redis (single or cluster). Key layout,
+//! encodings and TTL mechanics live here and nowhere else; nothing above the store names a key.
+//!
+//! Each backend provides the one-key primitives of `kv::Kv`; every typed operation below is a
+//! single one of them, so it is one atomic step on every backend.
 
 pub mod embedded;
+mod keys;
+pub mod kv;
 pub mod memory;
-pub mod models;
 pub mod redis;
 
 use std::time::Duration;
@@ -12,11 +17,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use embedded::EmbeddedStore;
+use kv::{Kv, Once};
 pub use memory::MemoryStore;
-pub use models::{AuthCode, Client, Consent, Family, PendingRequest, Session, Token};
 pub use redis::RedisStore;
 
-use crate::settings::{Backend, Storage};
+use crate::records::{
+    AuthCode, Client, Consent, Family, PendingRequest, Session, Token, TokenKind,
+};
+use crate::settings::{Backend as BackendKind, Storage};
 
 /// Why a storage operation failed. `Unavailable` becomes `503 temporarily_unavailable`;
 /// it is never mistaken for "not found".
@@ -32,6 +40,340 @@ pub enum StoreError {
     Config(String),
 }
 
+/// What became of a single-use record (a code, a refresh token) when it was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken<T> {
+    /// This call took it: no other call will.
+    Fresh(T),
+    /// It belongs to another client, and was left as it was.
+    Held(T),
+    /// It had been taken before, at `at`: a replay.
+    Used { record: T, at: u64 },
+    /// Unknown or expired.
+    Missing,
+}
+
+/// What the flows need from storage. Every operation is one atomic step on one key, on every
+/// backend. `ttl` is how long a record lives in the store; records that carry an `expires_at`
+/// are also checked against the app clock by the flows.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    // --- clients: kept until deleted ------------------------------------------------------
+    /// Returns only after the backend confirmed the write (docs/behaviour.md §2).
+    async fn put_client(&self, client: &Client) -> Result<(), StoreError>;
+    async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+    /// Whether there was a client to delete.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Every client id, sorted (administration).
+    async fn client_ids(&self) -> Result<Vec<String>, StoreError>;
+
+    // --- the authorization in progress ----------------------------------------------------
+    async fn put_pending(
+        &self,
+        id: &str,
+        pending: &PendingRequest,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    async fn pending(&self, id: &str) -> Result<Option<PendingRequest>, StoreError>;
+    /// Removes and returns it: a decision on a pending request is made once.
+    async fn take_pending(&self, id: &str) -> Result<Option<PendingRequest>, StoreError>;
+
+    // --- sessions and remembered consent --------------------------------------------------
+    async fn put_session(
+        &self,
+        id: &str,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
+    async fn put_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+        consent: &Consent,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    async fn consent(&self, username: &str, client_id: &str)
+    -> Result<Option<Consent>, StoreError>;
+
+    // --- codes and tokens, stored under the hash of their value ---------------------------
+    async fn put_code(
+        &self,
+        code: &str,
+        record: &AuthCode,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Single use (RFC 9700 §4.5): the first call by the code's own client takes it and leaves
+    /// a mark for `remember` (so a replay is recognised); another client's call leaves it
+    /// alone. `now` is when it was taken, by the app clock.
+    async fn take_code(
+        &self,
+        code: &str,
+        client_id: &str,
+        remember: Duration,
+        now: u64,
+    ) -> Result<Taken<AuthCode>, StoreError>;
+    async fn put_token(
+        &self,
+        kind: TokenKind,
+        token: &str,
+        record: &Token,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    async fn token(&self, kind: TokenKind, token: &str) -> Result<Option<Token>, StoreError>;
+    async fn delete_token(&self, kind: TokenKind, token: &str) -> Result<bool, StoreError>;
+    /// The first half of a rotation (RFC 9700 §4.14.2): takes the refresh token once, as
+    /// `take_code` takes a code; the flow then stores its successor.
+    async fn take_refresh(
+        &self,
+        token: &str,
+        client_id: &str,
+        remember: Duration,
+        now: u64,
+    ) -> Result<Taken<Token>, StoreError>;
+
+    // --- token families -------------------------------------------------------------------
+    /// Marks a family revoked for `ttl` (longer than any of its tokens lives).
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        family: &Family,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    async fn family(&self, family_id: &str) -> Result<Option<Family>, StoreError>;
+
+    // --- the server's own keys ------------------------------------------------------------
+    /// The secret stored under `name`, storing `fresh` first if there is none, so that every
+    /// process sharing the store ends up with the same one.
+    async fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+impl<K: Kv> Backend for K {
+    async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
+        put_json(self, &keys::client(&client.client_id), client, None).await
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        get_json(self, &keys::client(client_id)).await
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        Ok(self.remove(&keys::client(client_id)).await?.is_some())
+    }
+
+    async fn client_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = self
+            .scan(keys::CLIENT)
+            .await?
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(keys::CLIENT).map(str::to_owned))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn put_pending(
+        &self,
+        id: &str,
+        pending: &PendingRequest,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        put_json(self, &keys::pending(id), pending, Some(ttl)).await
+    }
+
+    async fn pending(&self, id: &str) -> Result<Option<PendingRequest>, StoreError> {
+        get_json(self, &keys::pending(id)).await
+    }
+
+    async fn take_pending(&self, id: &str) -> Result<Option<PendingRequest>, StoreError> {
+        let key = keys::pending(id);
+        read(&key, self.remove(&key).await?)
+    }
+
+    async fn put_session(
+        &self,
+        id: &str,
+        session: &Session,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        put_json(self, &keys::session(id), session, Some(ttl)).await
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        get_json(self, &keys::session(id)).await
+    }
+
+    async fn put_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+        consent: &Consent,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        put_json(
+            self,
+            &keys::consent(username, client_id),
+            consent,
+            Some(ttl),
+        )
+        .await
+    }
+
+    async fn consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> Result<Option<Consent>, StoreError> {
+        get_json(self, &keys::consent(username, client_id)).await
+    }
+
+    async fn put_code(
+        &self,
+        code: &str,
+        record: &AuthCode,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = keys::code(code);
+        let value = kv::live(&record.client_id, &encode(&key, record)?);
+        self.put(&key, &value, Some(ttl)).await
+    }
+
+    async fn take_code(
+        &self,
+        code: &str,
+        client_id: &str,
+        remember: Duration,
+        now: u64,
+    ) -> Result<Taken<AuthCode>, StoreError> {
+        take_once(self, &keys::code(code), client_id, remember, now).await
+    }
+
+    async fn put_token(
+        &self,
+        kind: TokenKind,
+        token: &str,
+        record: &Token,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = keys::token(kind, token);
+        let value = kv::live(&record.client_id, &encode(&key, record)?);
+        self.put(&key, &value, Some(ttl)).await
+    }
+
+    async fn token(&self, kind: TokenKind, token: &str) -> Result<Option<Token>, StoreError> {
+        let key = keys::token(kind, token);
+        match self.get(&key).await? {
+            Some(v) => match kv::parse_live(&v) {
+                Some((_, payload)) => decode(&key, payload).map(Some),
+                // A mark: the token was rotated out.
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_token(&self, kind: TokenKind, token: &str) -> Result<bool, StoreError> {
+        let removed = self.remove(&keys::token(kind, token)).await?;
+        Ok(removed.is_some_and(|v| kv::parse_live(&v).is_some()))
+    }
+
+    async fn take_refresh(
+        &self,
+        token: &str,
+        client_id: &str,
+        remember: Duration,
+        now: u64,
+    ) -> Result<Taken<Token>, StoreError> {
+        let key = keys::token(TokenKind::Refresh, token);
+        take_once(self, &key, client_id, remember, now).await
+    }
+
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        family: &Family,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        put_json(self, &keys::family(family_id), family, Some(ttl)).await
+    }
+
+    async fn family(&self, family_id: &str) -> Result<Option<Family>, StoreError> {
+        get_json(self, &keys::family(family_id)).await
+    }
+
+    async fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let key = keys::server_secret(name);
+        if self.put_new(&key, fresh, None).await? {
+            return Ok(fresh.to_vec());
+        }
+        self.get(&key).await?.ok_or_else(|| StoreError::Corrupt {
+            key,
+            problem: "vanished right after it was found".into(),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.reach().await
+    }
+}
+
+/// Takes the single-use record under `key` for `client_id`, leaving its mark for `remember`.
+async fn take_once<T: DeserializeOwned>(
+    kv: &impl Kv,
+    key: &str,
+    client_id: &str,
+    remember: Duration,
+    now: u64,
+) -> Result<Taken<T>, StoreError> {
+    let live = |v: &[u8]| match kv::parse_live(v) {
+        Some((_, payload)) => decode(key, payload).map(Some),
+        None => Ok(None),
+    };
+    Ok(match kv.take_once(key, client_id, now, remember).await? {
+        Once::Missing => Taken::Missing,
+        Once::Taken(v) => live(&v)?.map_or(Taken::Missing, Taken::Fresh),
+        Once::Held(v) => live(&v)?.map_or(Taken::Missing, Taken::Held),
+        Once::Used(v) => match kv::parse_used(&v) {
+            Some((at, record)) => {
+                live(record)?.map_or(Taken::Missing, |record| Taken::Used { record, at })
+            }
+            None => Taken::Missing,
+        },
+    })
+}
+
+/// Writes `value` as JSON under `key`.
+async fn put_json<T: Serialize>(
+    kv: &impl Kv,
+    key: &str,
+    value: &T,
+    ttl: Option<Duration>,
+) -> Result<(), StoreError> {
+    kv.put(key, &encode(key, value)?, ttl).await
+}
+
+/// Reads the JSON record under `key`.
+async fn get_json<T: DeserializeOwned>(kv: &impl Kv, key: &str) -> Result<Option<T>, StoreError> {
+    read(key, kv.get(key).await?)
+}
+
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("cannot encode {key}: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        problem: e.to_string(),
+    })
+}
+
+fn read<T: DeserializeOwned>(key: &str, value: Option<Vec<u8>>) -> Result<Option<T>, StoreError> {
+    value.map(|v| decode(key, &v)).transpose()
+}
+
 /// The backend chosen in settings; enum dispatch keeps `AppState` non-generic.
 #[derive(Clone)]
 pub enum Backends {
@@ -40,7 +382,8 @@ pub enum Backends {
     Redis(RedisStore),
 }
 
-/// The store with a deadline on every operation.
+/// The store the flows use: the chosen backend, with a deadline on every operation and its
+/// latency recorded for `/metrics`.
 #[derive(Clone)]
 pub struct Store {
     backend: Backends,
@@ -48,6 +391,7 @@ pub struct Store {
     latency: std::sync::Arc<crate::metrics::Histogram>,
 }
 
+/// Calls one primitive on the chosen backend, under the storage deadline.
 macro_rules! dispatch {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {{
         let started = std::time::Instant::now();
@@ -62,25 +406,21 @@ macro_rules! dispatch {
     }};
 }
 
-const CLIENT: &str = "client:";
-
 impl Store {
     /// Opens the backend named in settings.
     pub fn open(settings: &Storage) -> Result<Self, StoreError> {
+        let timeout = Duration::from_millis(settings.timeout_ms);
         let backend = match settings.backend {
-            Backend::Memory => Backends::Memory(MemoryStore::new()),
-            Backend::Embedded => Backends::Embedded(EmbeddedStore::open(&settings.path)?),
-            Backend::Redis => Backends::Redis(RedisStore::connect(
+            BackendKind::Memory => Backends::Memory(MemoryStore::new()),
+            BackendKind::Embedded => Backends::Embedded(EmbeddedStore::open(&settings.path)?),
+            BackendKind::Redis => Backends::Redis(RedisStore::connect(
                 &settings.redis_url,
                 settings.redis_mode,
                 &settings.key_prefix,
-                Duration::from_millis(settings.timeout_ms),
+                timeout,
             )?),
         };
-        Ok(Self::new(
-            backend,
-            Duration::from_millis(settings.timeout_ms),
-        ))
+        Ok(Self::new(backend, timeout))
     }
 
     pub fn new(backend: Backends, timeout: Duration) -> Self {
@@ -126,10 +466,10 @@ impl Store {
             _ => None,
         }
     }
+}
 
-    // --- raw operations -------------------------------------------------------------------
-
-    pub async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+impl Kv for Store {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let started = std::time::Instant::now();
         let result = match &self.backend {
             // An embedded read is done when called (see `EmbeddedStore::get`): a deadline
@@ -141,124 +481,33 @@ impl Store {
         self.latency.observe(started.elapsed());
         result
     }
-    pub async fn set_raw(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, set(key, value, ttl))
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        dispatch!(self, put(key, value, ttl))
     }
-    /// Writes only when absent; true when this call wrote it.
-    pub async fn set_nx_raw(
+    async fn put_new(
         &self,
         key: &str,
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, set_nx(key, value, ttl))
+        dispatch!(self, put_new(key, value, ttl))
     }
-    /// Reads and removes in one atomic step (single-use records).
-    pub async fn take_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        dispatch!(self, take(key))
+    async fn remove(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, remove(key))
     }
-    pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        dispatch!(self, delete(key))
-    }
-    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        dispatch!(self, keys(prefix))
-    }
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, ping())
-    }
-
-    // --- typed records --------------------------------------------------------------------
-
-    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        self.get_raw(key)
-            .await?
-            .map(|b| decode(key, &b))
-            .transpose()
-    }
-    pub async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        self.take_raw(key)
-            .await?
-            .map(|b| decode(key, &b))
-            .transpose()
-    }
-    pub async fn set_json<T: Serialize>(
+    async fn take_once(
         &self,
         key: &str,
-        value: &T,
-        ttl: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| StoreError::Backend(format!("cannot encode {key}: {e}")))?;
-        self.set_raw(key, &bytes, ttl).await
+        owner: &str,
+        stamp: u64,
+        mark_ttl: Duration,
+    ) -> Result<Once, StoreError> {
+        dispatch!(self, take_once(key, owner, stamp, mark_ttl))
     }
-
-    pub async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        // `concat` rather than `format!`: this runs on every authorization request.
-        self.get_json(&[CLIENT, client_id].concat()).await
+    async fn scan(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, scan(prefix))
     }
-    /// Returns only after the backend confirmed the write (BEHAVIOUR §2).
-    pub async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
-        self.set_json(&format!("{CLIENT}{}", client.client_id), client, None)
-            .await
+    async fn reach(&self) -> Result<(), StoreError> {
+        dispatch!(self, reach())
     }
-    pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        self.delete(&format!("{CLIENT}{client_id}")).await
-    }
-    pub async fn client_ids(&self) -> Result<Vec<String>, StoreError> {
-        let mut ids: Vec<String> = self
-            .keys(CLIENT)
-            .await?
-            .into_iter()
-            .filter_map(|k| k.strip_prefix(CLIENT).map(str::to_owned))
-            .collect();
-        ids.sort();
-        Ok(ids)
-    }
-}
-
-/// Keys of the records of the authorization flow.
-pub mod keys {
-    use crate::oauth::secret::hash;
-
-    pub fn pending(id: &str) -> String {
-        format!("pending:{id}")
-    }
-    pub fn session(id: &str) -> String {
-        format!("session:{id}")
-    }
-    /// Codes and tokens are stored under the hash of their value, never the value.
-    pub fn code(code: &str) -> String {
-        format!("code:{}", hash(code))
-    }
-    pub fn used_code(code: &str) -> String {
-        format!("usedcode:{}", hash(code))
-    }
-    pub fn family(id: &str) -> String {
-        format!("family:{id}")
-    }
-    pub fn access(token: &str) -> String {
-        format!("at:{}", hash(token))
-    }
-    pub fn refresh(token: &str) -> String {
-        format!("rt:{}", hash(token))
-    }
-    pub fn used_refresh(token: &str) -> String {
-        format!("usedrt:{}", hash(token))
-    }
-    pub fn consent(username: &str, client_id: &str) -> String {
-        format!("consent:{client_id}:{}", hash(username))
-    }
-    pub const COOKIE_KEY: &str = "meta:cookie_key";
-}
-
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: key.to_owned(),
-        problem: e.to_string(),
-    })
 }

@@ -1,12 +1,12 @@
 //! Redis backend, single server or Redis Cluster: the production store that several Doorman
 //! processes share. Expiring records use Redis TTLs (`SET .. PX`), never a sweeper.
 //!
-//! Cluster: every operation here touches exactly one key (GET, SET .. PX, SET NX, GETDEL, DEL),
-//! so none can fail with CROSSSLOT and no key needs a hash tag. An operation that ever touches
-//! several keys together (MULTI/EXEC, a Lua script, MGET, RENAME) must put them in one slot
-//! with a shared `{…}` hash tag, e.g. `family:{id}` beside `at:{id}:…`. Listing (`keys`) is the
-//! one command that spans slots: the cluster client sends KEYS to every primary and joins the
-//! answers (`tests/it/cluster.rs` checks both).
+//! Cluster: every operation here touches exactly one key (GET, SET .. PX, SET NX, GETDEL, and
+//! a script on one key for `take_once`), so none can fail with CROSSSLOT and no key needs a
+//! hash tag. An operation that ever touches several keys together (MULTI/EXEC, a script on
+//! several keys, MGET, RENAME) must put them in one slot with a shared `{…}` hash tag. Listing
+//! (`scan`) is the one command that spans slots: the cluster client sends KEYS to every
+//! primary and joins the answers (`tests/it/cluster.rs` checks both).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue};
 
 use super::StoreError;
+use super::kv::{Kv, Once};
 use crate::settings::RedisMode;
 
 #[derive(Clone)]
@@ -39,7 +40,7 @@ enum Conn {
 /// `scripts/load --cluster --kill-redis`) to stay stuck after a restarted master came back:
 /// every command timed out for as long as the process lived, while a fresh connection worked at
 /// once. So when every command has failed for `reset_after` on end, the connection is dropped
-/// and the next command builds a new one: Doorman recovers by itself (BEHAVIOUR §2).
+/// and the next command builds a new one: Doorman recovers by itself (docs/behaviour.md §2).
 struct Cluster {
     client: ClusterClient,
     current: std::sync::RwLock<Option<Current>>,
@@ -219,21 +220,36 @@ impl RedisStore {
             Conn::Cluster(cluster) => cluster.query(cmd).await,
         }
     }
+}
 
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+/// `take_once` in one step on one key (see `kv::decide_once`, which the other backends run):
+/// a live record (`L`, owner length, owner, payload) of the caller's is returned and replaced
+/// by its mark (`U`, the stamp, the record); anything else is returned as it is. Answers
+/// `{state, value}`: 0 missing, 1 taken, 2 held by another owner, 3 a mark.
+const TAKE_ONCE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return {0, ''} end
+if string.sub(v, 1, 1) == 'L' and #v >= 3 then
+  local n = string.byte(v, 2) * 256 + string.byte(v, 3)
+  if string.sub(v, 4, 3 + n) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2] .. v, 'PX', ARGV[3])
+    return {1, v}
+  end
+  return {2, v}
+end
+return {3, v}
+";
+
+impl Kv for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.query(redis::cmd("GET").arg(self.key(key))).await
     }
 
-    pub async fn set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         // A record whose TTL is already over is gone at once, as in the other backends (`PX 1`
         // would leave it readable for a millisecond).
         if ttl.is_some_and(|t| t.is_zero()) {
-            return self.delete(key).await.map(|_| ());
+            return self.remove(key).await.map(|_| ());
         }
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value);
@@ -244,7 +260,7 @@ impl RedisStore {
     }
 
     /// SET NX: writes only when the key is absent; true when written.
-    pub async fn set_nx(
+    async fn put_new(
         &self,
         key: &str,
         value: &[u8],
@@ -259,20 +275,46 @@ impl RedisStore {
         Ok(reply.is_some())
     }
 
-    /// GETDEL: atomic read-and-remove, so a single-use record is used once even when two
-    /// processes race for it.
-    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// GETDEL: atomic read-and-remove, so a record is removed once even when two processes
+    /// race for it.
+    async fn remove(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.query(redis::cmd("GETDEL").arg(self.key(key))).await
     }
 
-    pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let n: u64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
-        Ok(n > 0)
+    async fn take_once(
+        &self,
+        key: &str,
+        owner: &str,
+        stamp: u64,
+        mark_ttl: Duration,
+    ) -> Result<Once, StoreError> {
+        let mut prefix = Vec::with_capacity(9);
+        prefix.push(b'U');
+        prefix.extend_from_slice(&stamp.to_be_bytes());
+        // EVAL rather than EVALSHA: the script is short, and a restarted or failed-over server
+        // that lost its script cache cannot make this fail.
+        let (state, value): (u8, Vec<u8>) = self
+            .query(
+                redis::cmd("EVAL")
+                    .arg(TAKE_ONCE)
+                    .arg(1)
+                    .arg(self.key(key))
+                    .arg(owner)
+                    .arg(prefix)
+                    .arg(mark_ttl.as_millis().max(1) as u64),
+            )
+            .await?;
+        Ok(match state {
+            1 => Once::Taken(value),
+            2 => Once::Held(value),
+            3 => Once::Used(value),
+            _ => Once::Missing,
+        })
     }
 
     /// Keys under `prefix` (admin listings; not on a request path). Cluster: KEYS, which the
     /// client sends to every primary and combines.
-    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn scan(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{}{}*", escape_glob(&self.prefix), escape_glob(prefix));
         let full: Vec<String> = match &self.conn {
             Conn::Single(_) => {
@@ -304,7 +346,7 @@ impl RedisStore {
             .collect())
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    async fn reach(&self) -> Result<(), StoreError> {
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 // Every page Doorman renders (lib/pages.mjs walks a browser through them like a person would),
 // visited once and checked four ways:
 //
-//   accessibility  BEHAVIOUR §5.4: axe-core runs inside each page, in the light palette at
+//   accessibility  docs/behaviour.md §5.4: axe-core runs inside each page, in the light palette at
 //                  desktop width and the dark palette at phone width; no `serious` or `critical`
 //                  violation. Minor and moderate findings are printed as diagnostics.
 //   layout         lib/layout.mjs at desktop (1280×900) and phone (390×844) widths: no sideways

@@ -1,4 +1,4 @@
-// BEHAVIOUR §5.4: a browser that follows an authorization link for an unknown client gets a
+// docs/behaviour.md §5.4: a browser that follows an authorization link for an unknown client gets a
 // styled page. These checks read what Chromium computed and laid out, not the HTML text: the
 // stylesheet applied, the logo decoded, nothing wider than a phone, the client_id readable, every
 // form field labelled, and the Content-Security-Policy blocking nothing the page needs.

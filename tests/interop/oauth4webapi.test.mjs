@@ -262,7 +262,7 @@ for (const processes of [1, 2]) {
         assert.notEqual(r2, r1);
 
         await assertOAuthError(refresh(r1), 'invalid_grant', 'rotated-out refresh token R1');
-        // Reuse of an old refresh token revokes the whole family (BEHAVIOUR §7): R2 is dead too.
+        // Reuse of an old refresh token revokes the whole family (docs/behaviour.md §7): R2 is dead too.
         await assertOAuthError(refresh(r2), 'invalid_grant', 'R2 after R1 was reused');
         const access = await introspect(second.access_token);
         assert.equal(access.active, false, `access token of the revoked family: ${JSON.stringify(access)}`);

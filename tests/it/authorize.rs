@@ -1,4 +1,4 @@
-//! `GET|POST /authorize`, steps 1–4 and the unregistered-client answer (BEHAVIOUR §4, §5),
+//! `GET|POST /authorize`, steps 1–4 and the unregistered-client answer (docs/behaviour.md §4, §5),
 //! over a real socket.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // in tests, a failed expectation is a failed test
 

@@ -2,9 +2,9 @@
 //! backend-agnostic store suite against them, listing across masters, one OAuth flow spread
 //! over two Doorman processes sharing the cluster, and a master killed under load.
 //!
-//! CROSSSLOT: every store operation touches exactly one key (GET, SET .. PX, SET NX, GETDEL,
-//! DEL — see `src/store/redis.rs`), so no operation needs its keys in one slot and no key
-//! carries a `{…}` hash tag. Listing uses KEYS, which the cluster client sends to every master
+//! CROSSSLOT: every store operation touches exactly one key (GET, SET .. PX, SET NX, GETDEL, a
+//! script on one key — see `src/store/redis.rs`), so no operation needs its keys in one slot
+//! and no key carries a `{…}` hash tag. Listing uses KEYS, which the cluster client sends to every master
 //! and concatenates. These tests would fail with CROSSSLOT if that ever changed without tags.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // in tests, a failed expectation is a failed test
 
@@ -15,10 +15,12 @@ use doorman::store::Store;
 use serde_json::{Value, json};
 
 use crate::faults::{Kind, Load, WORKERS, assert_all_found, wait_for};
-use crate::storage::{client_round_trip, store_suite};
+use crate::storage::{conformance, kv_suite};
 use crate::support::{
     CHALLENGE, CHROME_ACCEPT, RedisCluster, TestApp, VERIFIER, redis_cli, settings,
 };
+use doorman::store::Backend as _;
+use doorman::store::kv::Kv;
 
 const REDIRECT: &str = "http://127.0.0.1:4000/cb";
 
@@ -32,12 +34,12 @@ fn cluster_store(cluster: &RedisCluster) -> Store {
 }
 
 #[actix_web::test]
-async fn store_suite_passes_on_a_three_master_cluster() {
+async fn the_store_conforms_on_a_three_master_cluster() {
     let cluster = RedisCluster::start();
     let store = cluster_store(&cluster);
 
-    store_suite(&store, "redis cluster").await;
-    client_round_trip(&store, "redis cluster").await;
+    kv_suite(&store, "redis cluster").await;
+    conformance(&store, "redis cluster").await;
 
     assert_eq!(store.backend_name(), "redis");
 }
@@ -49,14 +51,14 @@ async fn client_listing_gathers_keys_from_every_master() {
     let ids: Vec<String> = (0..30).map(|n| format!("listing-client-{n:02}")).collect();
     for id in &ids {
         store
-            .set_raw(&format!("client:{id}"), b"{}", None)
+            .put(&format!("client:{id}"), b"{}", None)
             .await
-            .expect("set");
+            .expect("put");
     }
-    store.set_raw("code:other", b"x", None).await.expect("set");
+    store.put("code:other", b"x", None).await.expect("put");
 
     let listed = store.client_ids().await.expect("client_ids");
-    let keys = store.keys("client:").await.expect("keys");
+    let keys = store.scan("client:").await.expect("scan");
     let per_node: Vec<u64> = cluster
         .ports
         .iter()

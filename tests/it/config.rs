@@ -1,4 +1,4 @@
-//! Settings (BEHAVIOUR §1, issue 2 item 2): keys, environment overrides, one-line errors, the
+//! Settings (docs/behaviour.md §1, issue 2 item 2): keys, environment overrides, one-line errors, the
 //! compose file and the binary's start-up failure.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // in tests, a failed expectation is a failed test
 

@@ -1,4 +1,4 @@
-//! Faults (issue 6 part 2, BEHAVIOUR §2 and §10): Redis killed and restarted under
+//! Faults (issue 6 part 2, docs/behaviour.md §2 and §10): Redis killed and restarted under
 //! registration load, `kill -9` of a real `doorman` process on the embedded backend, and
 //! SIGTERM with requests in flight. Small sizes here; `scripts/load` runs the first two at
 //! full size.

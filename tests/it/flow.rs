@@ -1,4 +1,4 @@
-//! Sign-in, consent, /token, /revoke and /introspect (BEHAVIOUR §4 step 5, §7, §8).
+//! Sign-in, consent, /token, /revoke and /introspect (docs/behaviour.md §4 step 5, §7, §8).
 
 use std::collections::HashMap;
 
@@ -428,7 +428,7 @@ fn assert_oauth_error(res: &Reply, status: u16, error: &str) {
     assert_eq!(res.json()["error"], error, "{}", res.body);
 }
 
-// === sign-in and consent (BEHAVIOUR §4 step 5) ==================================================
+// === sign-in and consent (docs/behaviour.md §4 step 5) ==================================================
 
 #[actix_web::test]
 async fn password_mode_signs_in_asks_consent_and_redirects_with_code_state_and_iss() {
@@ -838,7 +838,7 @@ async fn an_expired_sign_in_asks_for_the_password_again() {
     assert!(after.is_sign_in_page());
 }
 
-// === /token (BEHAVIOUR §7) ======================================================================
+// === /token (docs/behaviour.md §7) ======================================================================
 
 #[actix_web::test]
 async fn the_code_grant_returns_bearer_tokens_that_are_never_cached() {
@@ -1422,7 +1422,7 @@ async fn the_token_endpoint_allows_cross_origin_calls() {
     assert!(allowed.contains("authorization") && allowed.contains("content-type"));
 }
 
-// === /revoke and /introspect (BEHAVIOUR §8) =====================================================
+// === /revoke and /introspect (docs/behaviour.md §8) =====================================================
 
 #[actix_web::test]
 async fn revocation_answers_200_for_unknown_and_already_revoked_tokens() {
@@ -1542,7 +1542,7 @@ async fn introspection_describes_an_active_token() {
         &format!("&scope=mcp&resource={}", enc(RESOURCE)),
     )
     .await;
-    let now = doorman::http::common::now();
+    let now = doorman::clock::wall();
 
     let claims = introspect(&app, &server, field(&issued, "access_token")).await;
 
@@ -1579,4 +1579,48 @@ async fn an_expired_access_token_is_inactive() {
     let claims = introspect(&app, &server, field(&issued, "access_token")).await;
 
     assert_eq!(claims, json!({"active": false}));
+}
+
+/// Whether a browser sends a cookie set by `set_cookie` to `path` (RFC 6265 §5.1.4).
+fn browser_sends(set_cookie: &str, path: &str) -> bool {
+    let cookie_path = set_cookie
+        .split(';')
+        .map(str::trim)
+        .find_map(|a| a.strip_prefix("Path=").or_else(|| a.strip_prefix("path=")))
+        .unwrap_or("/");
+    path == cookie_path
+        || (path.starts_with(cookie_path)
+            && (cookie_path.ends_with('/') || path[cookie_path.len()..].starts_with('/')))
+}
+
+#[actix_web::test]
+async fn with_an_issuer_path_the_session_reaches_the_root_alias_of_authorize() {
+    let app = dev_app(&[("issuer_path", "/auth")]).await;
+    let client = public_client(&app).await;
+    let first = send(
+        app.get(&format!("/auth{}", authorize_path(&client.id, "")))
+            .insert_header(("accept", CHROME_ACCEPT)),
+    )
+    .await;
+    let line = first
+        .session_set_cookie()
+        .expect("dev mode starts a session");
+    let cookie = first.session_cookie().expect("session cookie");
+    let approved = decide(&app, Some(&cookie), &first, "approve").await;
+
+    let again = open_authorize(&app, Some(&cookie), &client.id, "").await;
+
+    assert!(first.is_consent_page(), "{}", first.body);
+    assert!(browser_sends(&line, "/auth/authorize"), "{line}");
+    assert!(
+        browser_sends(&line, "/authorize"),
+        "the root alias sees it too: {line}"
+    );
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    assert_eq!(
+        again.status, 302,
+        "remembered consent at the root alias: {}",
+        again.body
+    );
+    assert!(again.location_params().contains_key("code"));
 }

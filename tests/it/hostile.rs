@@ -13,7 +13,7 @@ use crate::support::{CHALLENGE, CHROME_ACCEPT, DoormanProcess, TestApp, VERIFIER
 /// The redirect URIs the victim client registered.
 const WEB: &str = "https://app.example.com/cb";
 const LOOPBACK: &str = "http://127.0.0.1/cb";
-/// Above the 64 KiB body limit (BEHAVIOUR §6).
+/// Above the 64 KiB body limit (docs/behaviour.md §6).
 const OVER_LIMIT: usize = 64 * 1024 + 1;
 /// What a forged header or log line would start with.
 const FORGED: &str = "X-Forged";

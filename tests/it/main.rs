@@ -6,6 +6,7 @@
 mod support;
 
 mod admin;
+mod architecture;
 mod authorize;
 mod cluster;
 mod config;

@@ -1,4 +1,4 @@
-//! RFC 8414 metadata (BEHAVIOUR §3), including an issuer with a path, over a real socket.
+//! RFC 8414 metadata (docs/behaviour.md §3), including an issuer with a path, over a real socket.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // in tests, a failed expectation is a failed test
 
 use std::net::TcpListener;

@@ -1,4 +1,4 @@
-//! Operations: /healthz, /readyz, /metrics (BEHAVIOUR §10).
+//! Operations: /healthz, /readyz, /metrics (docs/behaviour.md §10).
 
 use crate::support::{CHROME_ACCEPT, RedisServer, TestApp, header, json, text};
 

@@ -1,5 +1,5 @@
-//! What real MCP clients send (`../shared/fixtures/real-clients.json`) is accepted as
-//! BEHAVIOUR §9 says: their registrations, then their authorization requests.
+//! What real MCP clients send (`tests/fixtures/real-clients.json`) is accepted as
+//! docs/behaviour.md §9 says: their registrations, then their authorization requests.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // in tests, a failed expectation is a failed test
 
 use serde_json::{Map, Value, json};
@@ -8,7 +8,7 @@ use crate::support::{CHALLENGE, TestApp, header, json};
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/real-clients.json"
+    "/tests/fixtures/real-clients.json"
 );
 /// The port a loopback placeholder gets at registration, and the different one the client
 /// then listens on when it authorizes (RFC 8252 §7.3).

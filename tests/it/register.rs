@@ -1,4 +1,4 @@
-//! Dynamic registration (BEHAVIOUR §6, §5.5): the JSON API, its refusals and limits, RFC 7592
+//! Dynamic registration (docs/behaviour.md §6, §5.5): the JSON API, its refusals and limits, RFC 7592
 //! management, and the HTML form, over a real socket.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // in tests, a failed expectation is a failed test
 

@@ -1,10 +1,14 @@
-//! Storage (BEHAVIOUR §2): one backend-agnostic suite for memory, embedded and redis, restarts,
-//! and a backend that is down.
+//! Storage (docs/behaviour.md §2): one conformance suite for memory, embedded and redis (and,
+//! in `cluster`, a Redis Cluster), restarts, and a backend that is down.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // in tests, a failed expectation is a failed test
 
 use std::time::Duration;
 
-use doorman::store::{Store, StoreError};
+use doorman::records::{
+    AuthCode, AuthRequest, Client, Consent, Family, PendingRequest, Session, Token, TokenKind,
+};
+use doorman::store::kv::{self, Kv, Once};
+use doorman::store::{Backend as _, Store, StoreError, Taken};
 use serde_json::json;
 
 use crate::support::{CHROME_ACCEPT, RedisServer, TestApp, header, json, settings, text};
@@ -313,18 +317,21 @@ async fn redis_outage_is_503_never_unregistered_and_recovers_by_itself() {
 async fn storage_down_is_an_error_not_a_missing_record() {
     let mut backend = Backend::redis();
     let store = backend.store();
-    store.set_raw("k", b"v", None).await.expect("set");
+    store.put_client(&client("down-client")).await.expect("put");
 
     backend.redis_mut().kill();
-    let client = store.client("some-client").await;
-    let raw = store.get_raw("k").await;
+    let found = store.client("down-client").await;
+    let session = store.session("some-session").await;
 
     assert!(
-        matches!(client, Err(StoreError::Unavailable(_))),
+        matches!(found, Err(StoreError::Unavailable(_))),
         "{:?}",
-        client.map(|c| c.is_some())
+        found.map(|c| c.is_some())
     );
-    assert!(matches!(raw, Err(StoreError::Unavailable(_))), "{raw:?}");
+    assert!(
+        matches!(session, Err(StoreError::Unavailable(_))),
+        "{session:?}"
+    );
 }
 
 #[actix_web::test]
@@ -332,118 +339,534 @@ async fn store_operations_behave_the_same_on_every_backend() {
     for backend in backends() {
         let store = backend.store();
 
-        store_suite(&store, backend.name).await;
+        kv_suite(&store, backend.name).await;
+        conformance(&store, backend.name).await;
 
         assert_eq!(store.backend_name(), backend.name);
     }
 }
 
-/// The backend-agnostic store suite: writes with and without TTLs, overwrite, a lapsed TTL,
-/// listing under a prefix, take, delete and ping. Run here on every backend and by `cluster`
-/// on a Redis Cluster; expects no other `t:` or `u:` keys in the store.
-pub async fn store_suite(store: &Store, name: &str) {
+/// The one-key primitives every backend provides (`doorman::store::kv`): writes with and
+/// without TTLs, overwrite, a lapsed TTL, write-if-absent, listing under a prefix, remove,
+/// single use with an owner, reach. Run here on every backend and by `cluster` on a Redis
+/// Cluster; expects no other `t:` or `u:` keys in the store.
+pub async fn kv_suite(store: &Store, name: &str) {
     let hour = Some(Duration::from_secs(3600));
 
-    store.set_raw("t:a", b"one", None).await.expect("set");
+    store.put("t:a", b"one", None).await.expect("put");
+    store.put("t:b", b"two", hour).await.expect("put with ttl");
+    store.put("u:c", b"three", None).await.expect("put");
+    store.put("t:a", b"uno", None).await.expect("overwrite");
     store
-        .set_raw("t:b", b"two", hour)
+        .put("t:lapsed", b"gone", Some(Duration::ZERO))
         .await
-        .expect("set with ttl");
-    store.set_raw("u:c", b"three", None).await.expect("set");
-    store.set_raw("t:a", b"uno", None).await.expect("overwrite");
-    store
-        .set_raw("t:lapsed", b"gone", Some(Duration::ZERO))
-        .await
-        .expect("set lapsed");
-    let mut keys = store.keys("t:").await.expect("keys");
+        .expect("put lapsed");
+    let mut keys = store.scan("t:").await.expect("scan");
     keys.sort();
 
     assert_eq!(
-        store.get_raw("t:a").await.expect("get"),
+        store.get("t:a").await.expect("get"),
         Some(b"uno".to_vec()),
         "{name}: overwrite"
     );
     assert_eq!(
-        store.get_raw("t:b").await.expect("get"),
+        store.get("t:b").await.expect("get"),
         Some(b"two".to_vec()),
         "{name}: within its TTL"
     );
-    assert_eq!(store.get_raw("missing").await.expect("get"), None, "{name}");
+    assert_eq!(store.get("missing").await.expect("get"), None, "{name}");
     assert_eq!(
-        store.get_raw("t:lapsed").await.expect("get"),
+        store.get("t:lapsed").await.expect("get"),
         None,
-        "{name}: a lapsed TTL hides the record"
+        "{name}: a lapsed TTL hides it"
     );
     assert_eq!(
         keys,
         vec!["t:a", "t:b"],
         "{name}: keys under a prefix, lapsed ones left out"
     );
+    assert!(
+        !store.put_new("t:a", b"x", None).await.expect("put_new"),
+        "{name}: taken"
+    );
+    assert!(
+        store
+            .put_new("t:lapsed", b"x", hour)
+            .await
+            .expect("put_new"),
+        "{name}: lapsed is free"
+    );
     assert_eq!(
-        store.take_raw("t:b").await.expect("take"),
+        store.remove("t:b").await.expect("remove"),
         Some(b"two".to_vec()),
-        "{name}: take returns the record"
+        "{name}"
     );
     assert_eq!(
-        store.take_raw("t:b").await.expect("take"),
+        store.remove("t:b").await.expect("remove"),
         None,
-        "{name}: and removes it"
+        "{name}: once"
     );
     assert_eq!(
-        store.take_raw("t:lapsed").await.expect("take"),
+        store.remove("u:c").await.expect("remove"),
+        Some(b"three".to_vec()),
+        "{name}"
+    );
+    assert_eq!(store.get("u:c").await.expect("get"), None, "{name}");
+
+    let live = kv::live("owner-1", b"payload");
+    store.put("t:once", &live, hour).await.expect("put");
+    assert_eq!(
+        store
+            .take_once("t:once", "owner-2", 7, Duration::from_secs(60))
+            .await
+            .expect("take"),
+        Once::Held(live.clone()),
+        "{name}: another owner leaves it"
+    );
+    assert_eq!(
+        store
+            .take_once("t:once", "owner-1", 7, Duration::from_secs(60))
+            .await
+            .expect("take"),
+        Once::Taken(live.clone()),
+        "{name}: the owner takes it"
+    );
+    assert_eq!(
+        store
+            .take_once("t:once", "owner-1", 9, Duration::from_secs(60))
+            .await
+            .expect("take"),
+        Once::Used(kv::used(7, &live)),
+        "{name}: then finds the mark, stamped when it was taken"
+    );
+    assert_eq!(
+        store
+            .take_once("t:none", "owner-1", 9, Duration::from_secs(60))
+            .await
+            .expect("take"),
+        Once::Missing,
+        "{name}"
+    );
+    assert_eq!(
+        store.get("t:none").await.expect("get"),
         None,
-        "{name}: nothing to take once lapsed"
+        "{name}: nothing written"
     );
-    assert!(
-        store.delete("u:c").await.expect("delete"),
-        "{name}: delete says it removed something"
-    );
-    assert!(
-        !store.delete("u:c").await.expect("delete"),
-        "{name}: and then that nothing was there"
-    );
-    assert_eq!(store.get_raw("u:c").await.expect("get"), None, "{name}");
-    assert!(store.ping().await.is_ok(), "{name}");
-}
-
-#[actix_web::test]
-async fn client_records_round_trip_on_every_backend() {
-    for backend in backends() {
-        let store = backend.store();
-
-        client_round_trip(&store, backend.name).await;
+    store
+        .reach()
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    for key in ["t:a", "t:lapsed", "t:once"] {
+        store.remove(key).await.expect("clean up");
     }
 }
 
-/// Typed client records: put, read, list, delete. Expects no other client in the store.
-pub async fn client_round_trip(store: &Store, name: &str) {
+fn client(id: &str) -> Client {
     let input = doorman::oauth::register::MetadataInput {
         redirect_uris: Some(vec!["http://127.0.0.1/callback".into()]),
         client_name: Some("Round trip".into()),
         ..Default::default()
     };
     let metadata = doorman::oauth::register::validate(input, &["mcp".into()]).expect("metadata");
-    let client = doorman::store::Client {
-        client_id: "round-trip-client".into(),
+    Client {
+        client_id: id.into(),
         secret_hash: Some("c2VjcmV0LWhhc2g".into()),
         registration_token_hash: "dG9rZW4taGFzaA".into(),
         metadata,
         issued_at: 1_700_000_000,
         expires_at: 0,
-    };
-    store.put_client(&client).await.expect("put");
-    let read = store.client("round-trip-client").await.expect("client");
-    let ids = store.client_ids().await.expect("ids");
-    let deleted = store
-        .delete_client("round-trip-client")
-        .await
-        .expect("delete");
-    let after = store.client("round-trip-client").await.expect("client");
+    }
+}
 
-    assert_eq!(read.as_ref(), Some(&client), "{name}");
-    assert_eq!(ids, vec!["round-trip-client".to_owned()], "{name}");
-    assert!(deleted, "{name}");
-    assert!(after.is_none(), "{name}");
+fn code(client_id: &str) -> AuthCode {
+    AuthCode {
+        client_id: client_id.into(),
+        redirect_uri: "http://127.0.0.1/callback".into(),
+        redirect_uri_sent: true,
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: vec!["mcp".into()],
+        resource: Some("https://mcp.example.com/".into()),
+        username: "alice".into(),
+        expires_at: 1_700_000_300,
+        family_id: "family-1".into(),
+    }
+}
+
+fn token(client_id: &str, family: Option<&str>) -> Token {
+    Token {
+        client_id: client_id.into(),
+        subject: "alice".into(),
+        scopes: vec!["mcp".into(), "offline_access".into()],
+        resource: None,
+        family_id: family.map(str::to_owned),
+        issued_at: 1_700_000_000,
+        expires_at: 1_700_003_600,
+    }
+}
+
+/// Every typed operation of `doorman::store::Backend`, the interface the flows use, on one
+/// backend: what it stores, what it returns, how long it keeps it, and that single-use
+/// records are used once even by concurrent callers. Expects a store with no clients.
+pub async fn conformance(store: &Store, name: &str) {
+    let hour = Duration::from_secs(3600);
+    let gone = Duration::ZERO;
+
+    // Clients.
+    let c = client("conformance-client");
+    store.put_client(&c).await.expect("put_client");
+    store
+        .put_client(&client("conformance-other"))
+        .await
+        .expect("put_client");
+    assert_eq!(
+        store.client("conformance-client").await.expect("client"),
+        Some(c.clone()),
+        "{name}"
+    );
+    assert_eq!(
+        store.client("nobody").await.expect("client"),
+        None,
+        "{name}"
+    );
+    assert_eq!(
+        store.client_ids().await.expect("client_ids"),
+        vec!["conformance-client", "conformance-other"],
+        "{name}: every client, sorted"
+    );
+    assert!(
+        store
+            .delete_client("conformance-other")
+            .await
+            .expect("delete"),
+        "{name}"
+    );
+    assert!(
+        !store
+            .delete_client("conformance-other")
+            .await
+            .expect("delete"),
+        "{name}: once"
+    );
+    assert_eq!(
+        store.client_ids().await.expect("ids"),
+        vec!["conformance-client"],
+        "{name}"
+    );
+
+    // Pending requests: put, read, take once, and a lapsed one is gone.
+    let pending = PendingRequest {
+        csrf: "csrf".into(),
+        request: AuthRequest {
+            client_id: c.client_id.clone(),
+            redirect_uri: "http://127.0.0.1/callback".into(),
+            redirect_uri_sent: false,
+            state: Some("s".into()),
+            code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+            scopes: vec!["mcp".into()],
+            resource: None,
+        },
+        expires_at: 1_700_000_600,
+    };
+    store
+        .put_pending("pending-id", &pending, hour)
+        .await
+        .expect("put_pending");
+    store
+        .put_pending("lapsed-id", &pending, gone)
+        .await
+        .expect("put_pending");
+    assert_eq!(
+        store.pending("pending-id").await.expect("pending"),
+        Some(pending.clone()),
+        "{name}"
+    );
+    assert_eq!(
+        store.pending("lapsed-id").await.expect("pending"),
+        None,
+        "{name}: lapsed"
+    );
+    assert_eq!(
+        store.take_pending("pending-id").await.expect("take"),
+        Some(pending),
+        "{name}"
+    );
+    assert_eq!(
+        store.take_pending("pending-id").await.expect("take"),
+        None,
+        "{name}: once"
+    );
+
+    // Sessions and remembered consent.
+    let session = Session {
+        username: "alice".into(),
+        auth_time: 1_700_000_000,
+    };
+    store
+        .put_session("session-id", &session, hour)
+        .await
+        .expect("put_session");
+    store
+        .put_session("lapsed-session", &session, gone)
+        .await
+        .expect("put_session");
+    assert_eq!(
+        store.session("session-id").await.expect("session"),
+        Some(session),
+        "{name}"
+    );
+    assert_eq!(
+        store.session("other-id").await.expect("session"),
+        None,
+        "{name}"
+    );
+    assert_eq!(
+        store.session("lapsed-session").await.expect("session"),
+        None,
+        "{name}"
+    );
+    let consent = Consent {
+        scopes: vec!["mcp".into()],
+        resource: Some("https://mcp.example.com/".into()),
+        expires_at: 1_702_592_000,
+    };
+    store
+        .put_consent("alice", &c.client_id, &consent, hour)
+        .await
+        .expect("put_consent");
+    assert_eq!(
+        store.consent("alice", &c.client_id).await.expect("consent"),
+        Some(consent),
+        "{name}"
+    );
+    assert_eq!(
+        store.consent("bob", &c.client_id).await.expect("consent"),
+        None,
+        "{name}"
+    );
+    assert_eq!(
+        store.consent("alice", "other").await.expect("consent"),
+        None,
+        "{name}"
+    );
+
+    // Codes: another client cannot take one; its own client takes it once; a replay finds the
+    // record it was (to revoke its family); an unknown or lapsed code is missing.
+    let remember = Duration::from_secs(900);
+    store
+        .put_code("the-code", &code(&c.client_id), hour)
+        .await
+        .expect("put_code");
+    store
+        .put_code("lapsed-code", &code(&c.client_id), gone)
+        .await
+        .expect("put_code");
+    assert_eq!(
+        store
+            .take_code("the-code", "intruder", remember, 10)
+            .await
+            .expect("take"),
+        Taken::Held(code(&c.client_id)),
+        "{name}: held for its own client"
+    );
+    assert_eq!(
+        store
+            .take_code("the-code", &c.client_id, remember, 10)
+            .await
+            .expect("take"),
+        Taken::Fresh(code(&c.client_id)),
+        "{name}"
+    );
+    assert_eq!(
+        store
+            .take_code("the-code", &c.client_id, remember, 20)
+            .await
+            .expect("take"),
+        Taken::Used {
+            record: code(&c.client_id),
+            at: 10
+        },
+        "{name}: a replay"
+    );
+    assert_eq!(
+        store
+            .take_code("lapsed-code", &c.client_id, remember, 10)
+            .await
+            .expect("take"),
+        Taken::Missing,
+        "{name}"
+    );
+    assert_eq!(
+        store
+            .take_code("no-code", &c.client_id, remember, 10)
+            .await
+            .expect("take"),
+        Taken::Missing,
+        "{name}"
+    );
+
+    // Concurrent callers: exactly one takes a code.
+    store
+        .put_code("raced-code", &code(&c.client_id), hour)
+        .await
+        .expect("put_code");
+    let takes = futures_util::future::join_all(
+        (0..32).map(|_| store.take_code("raced-code", &c.client_id, remember, 30)),
+    )
+    .await;
+    let fresh = takes
+        .iter()
+        .filter(|t| matches!(t, Ok(Taken::Fresh(_))))
+        .count();
+    let used = takes
+        .iter()
+        .filter(|t| matches!(t, Ok(Taken::Used { .. })))
+        .count();
+    assert_eq!((fresh, used), (1, 31), "{name}: one winner");
+
+    // Tokens: access and refresh are apart; a refresh token is taken once, as a code is.
+    let access = token(&c.client_id, Some("family-1"));
+    store
+        .put_token(TokenKind::Access, "access-1", &access, hour)
+        .await
+        .expect("put_token");
+    store
+        .put_token(
+            TokenKind::Refresh,
+            "refresh-1",
+            &token(&c.client_id, Some("family-1")),
+            hour,
+        )
+        .await
+        .expect("put_token");
+    store
+        .put_token(TokenKind::Access, "lapsed-access", &access, gone)
+        .await
+        .expect("put_token");
+    assert_eq!(
+        store
+            .token(TokenKind::Access, "access-1")
+            .await
+            .expect("token"),
+        Some(access.clone()),
+        "{name}"
+    );
+    assert_eq!(
+        store
+            .token(TokenKind::Refresh, "access-1")
+            .await
+            .expect("token"),
+        None,
+        "{name}: kinds apart"
+    );
+    assert_eq!(
+        store
+            .token(TokenKind::Access, "lapsed-access")
+            .await
+            .expect("token"),
+        None,
+        "{name}"
+    );
+    assert_eq!(
+        store
+            .take_refresh("refresh-1", "intruder", remember, 40)
+            .await
+            .expect("take"),
+        Taken::Held(token(&c.client_id, Some("family-1"))),
+        "{name}"
+    );
+    assert_eq!(
+        store
+            .take_refresh("refresh-1", &c.client_id, remember, 40)
+            .await
+            .expect("take"),
+        Taken::Fresh(token(&c.client_id, Some("family-1"))),
+        "{name}"
+    );
+    assert_eq!(
+        store
+            .token(TokenKind::Refresh, "refresh-1")
+            .await
+            .expect("token"),
+        None,
+        "{name}: rotated out"
+    );
+    assert_eq!(
+        store
+            .take_refresh("refresh-1", &c.client_id, remember, 50)
+            .await
+            .expect("take"),
+        Taken::Used {
+            record: token(&c.client_id, Some("family-1")),
+            at: 40
+        },
+        "{name}: reuse"
+    );
+    assert!(
+        store
+            .delete_token(TokenKind::Access, "access-1")
+            .await
+            .expect("delete"),
+        "{name}"
+    );
+    assert!(
+        !store
+            .delete_token(TokenKind::Access, "access-1")
+            .await
+            .expect("delete"),
+        "{name}: once"
+    );
+    assert_eq!(
+        store
+            .token(TokenKind::Access, "access-1")
+            .await
+            .expect("token"),
+        None,
+        "{name}"
+    );
+
+    // Families.
+    let family = Family {
+        client_id: c.client_id.clone(),
+        revoked: true,
+    };
+    assert_eq!(
+        store.family("family-1").await.expect("family"),
+        None,
+        "{name}"
+    );
+    store
+        .revoke_family("family-1", &family, hour)
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store.family("family-1").await.expect("family"),
+        Some(family),
+        "{name}"
+    );
+
+    // The server's own secrets: the first one stored is everyone's.
+    let first = store
+        .server_secret("conformance-key", b"first")
+        .await
+        .expect("secret");
+    let second = store
+        .server_secret("conformance-key", b"second")
+        .await
+        .expect("secret");
+    assert_eq!(
+        (first.as_slice(), second.as_slice()),
+        (&b"first"[..], &b"first"[..]),
+        "{name}"
+    );
+
+    store.ping().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        store
+            .delete_client("conformance-client")
+            .await
+            .expect("clean up"),
+        "{name}"
+    );
 }
 
 #[actix_web::test]
@@ -460,7 +883,7 @@ async fn secrets_are_stored_only_as_hashes() {
         let client_id = doc["client_id"].as_str().expect("id");
 
         let raw = store
-            .get_raw(&format!("client:{client_id}"))
+            .get(&format!("client:{client_id}"))
             .await
             .expect("get")
             .expect("stored");
@@ -484,12 +907,13 @@ async fn redis_records_carry_real_ttls_under_the_key_prefix() {
         .expect("connect");
 
     store
-        .set_raw("code:x", b"v", Some(Duration::from_secs(300)))
+        .put_code("a-code", &code("y"), Duration::from_secs(300))
         .await
-        .expect("set");
-    store.set_raw("client:y", b"v", None).await.expect("set");
+        .expect("put_code");
+    store.put_client(&client("y")).await.expect("put_client");
+    let code_key = format!("doorman:code:{}", doorman::secret::hash("a-code"));
     let code_ttl: i64 = redis::cmd("PTTL")
-        .arg("doorman:code:x")
+        .arg(&code_key)
         .query_async(&mut conn)
         .await
         .expect("PTTL");
@@ -514,14 +938,13 @@ async fn redis_key_prefix_separates_deployments_sharing_one_server() {
     let ours = backend.store();
     let theirs = Store::open(&settings(&other_pairs).storage).expect("store");
 
-    ours.set_raw("client:shared-name", b"ours", None)
-        .await
-        .expect("set");
-    let seen = theirs.get_raw("client:shared-name").await.expect("get");
-    let keys = theirs.keys("client:").await.expect("keys");
+    ours.put_client(&client("shared-name")).await.expect("put");
+    let seen = theirs.client("shared-name").await.expect("client");
+    let ids = theirs.client_ids().await.expect("ids");
 
     assert_eq!(seen, None);
-    assert!(keys.is_empty(), "{keys:?}");
+    assert!(ids.is_empty(), "{ids:?}");
+    assert!(ours.client("shared-name").await.expect("client").is_some());
 }
 
 #[actix_web::test]

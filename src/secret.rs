@@ -1,4 +1,5 @@
-//! Random secrets, their SHA-256 hashes, and constant-time comparison.
+//! Random secrets, their SHA-256 hashes, and constant-time comparison. A leaf: imports nothing
+//! from the crate, so every layer may use it.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,0 +1,504 @@
+//! The authorization code flow up to the code (docs/behaviour.md §4): validate the request,
+//! sign the person in, ask for consent (or remember it), issue the code. The pending request
+//! lives in the store with a TTL and the session behind a signed cookie, so any Doorman process
+//! can continue a flow another one started.
+
+use std::time::Duration;
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+
+use super::sessions::{self, NewSession, SignedIn};
+use super::{Ctx, Kind, Problem};
+use crate::oauth::authorize::{self, ClientLookup, Outcome, Rules, UnknownReason};
+use crate::oauth::errors::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
+use crate::oauth::target::Policy;
+use crate::records::{AuthCode, AuthRequest, Client, Consent, PendingRequest};
+use crate::secret;
+use crate::settings::LoginMode;
+use crate::store::Backend;
+
+/// Seconds a person has to sign in and decide.
+pub const PENDING_TTL: u64 = 600;
+
+/// What the person's browser is sent next.
+#[derive(Debug, Clone)]
+pub enum Next {
+    /// Answered directly, never redirected: a wrong request before the redirect URI was
+    /// validated, an expired or forged form, a storage failure.
+    Refused(Problem),
+    /// The client is not known here (step 2).
+    Unregistered(UnknownReason),
+    /// Back to the client's validated redirect URI, with a code or an error.
+    Redirect(Redirect),
+    /// The person must sign in, or decide.
+    Ask(Box<Prompt>),
+    /// Signed in: on to the consent page at this URL.
+    Consent(String),
+}
+
+/// What an authorization step answers: where to go next, and a session to start in the browser
+/// (after a sign-in, or in dev mode).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub next: Next,
+    pub session: Option<NewSession>,
+}
+
+impl From<Next> for Answer {
+    fn from(next: Next) -> Self {
+        Self {
+            next,
+            session: None,
+        }
+    }
+}
+
+impl From<Problem> for Answer {
+    fn from(p: Problem) -> Self {
+        Next::Refused(p).into()
+    }
+}
+
+/// A redirect to a validated redirect URI. After a POSTed form it is a `303` (some clients
+/// refuse `307`), otherwise a `302`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub location: String,
+    pub after_form: bool,
+}
+
+/// A page for the person: which request, which client, and what is asked.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub request_id: String,
+    pub pending: PendingRequest,
+    pub client: Client,
+    pub step: Step,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    SignIn {
+        username: String,
+        failure: Option<SignInFailure>,
+    },
+    /// `csrf` is bound to the session the page is shown to.
+    Consent { username: String, csrf: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInFailure {
+    WrongPassword,
+    /// The session ended between the consent page and its form.
+    SignInAgain,
+}
+
+fn rules<'a>(ctx: &Ctx<'a>) -> Rules<'a> {
+    let s = ctx.settings;
+    Rules {
+        registration_enabled: s.registration.enabled,
+        target: Policy {
+            supported_scopes: &s.scopes.supported,
+            default_scopes: &s.scopes.default,
+            allowed_resources: &s.resources.allowed,
+        },
+    }
+}
+
+/// `/authorize`: steps 1–4 in contract order, then step 5 (sign-in and consent).
+pub async fn start(ctx: &Ctx<'_>, params: &Params<'_>, cookie: Option<&str>) -> Answer {
+    let sent_state = params.get("state");
+    // Step 1.
+    let client_id = match authorize::client_id(params) {
+        Ok(id) => id,
+        Err(error) => return Problem::request(error).about(None, sent_state).into(),
+    };
+    // Step 2: a storage failure is a 503, never "unknown client".
+    let client = match ctx.store.client(client_id).await {
+        Ok(c) => c,
+        Err(e) => return Problem::from(e).into(),
+    };
+    let lookup = match &client {
+        Some(c) => ClientLookup::Found {
+            metadata: &c.metadata,
+            expires_at: c.expires_at,
+        },
+        None => ClientLookup::NotFound,
+    };
+    match authorize::validate(params, client_id, lookup, &rules(ctx), ctx.now) {
+        Outcome::Direct(error) => Problem::request(error)
+            .about(Some(client_id), sent_state)
+            .into(),
+        Outcome::Unregistered { reason, .. } => Next::Unregistered(reason).into(),
+        Outcome::RedirectError {
+            redirect_uri,
+            error,
+            state,
+        } => error_redirect(ctx, &redirect_uri, &error, state.as_deref(), false).into(),
+        Outcome::Valid(request) => match client {
+            Some(client) => proceed(ctx, client, request, cookie)
+                .await
+                .unwrap_or_else(Answer::from),
+            None => {
+                Problem::from(crate::store::StoreError::Backend("client vanished".into())).into()
+            }
+        },
+    }
+}
+
+/// Step 5 for a valid request: remembered consent → code; signed in (or dev mode) → consent
+/// page; otherwise → sign-in page.
+async fn proceed(
+    ctx: &Ctx<'_>,
+    client: Client,
+    request: AuthRequest,
+    cookie: Option<&str>,
+) -> Result<Answer, Problem> {
+    let mut signed_in = sessions::current(ctx, cookie).await?;
+    let mut new_session = None;
+    if signed_in.is_none() && ctx.settings.login.mode == LoginMode::Dev {
+        let (s, c) = sessions::start(ctx, "dev").await?;
+        signed_in = Some(s);
+        new_session = Some(c);
+    }
+    if let Some(s) = &signed_in
+        && remembered(ctx, &s.session.username, &request).await?
+    {
+        let redirect = code_redirect(ctx, &request, &s.session.username, false).await?;
+        return Ok(Answer {
+            next: redirect,
+            session: new_session,
+        });
+    }
+    let request_id = secret::random_token();
+    let pending = PendingRequest {
+        csrf: secret::random_token(),
+        request,
+        expires_at: ctx.now + PENDING_TTL,
+    };
+    ctx.store
+        .put_pending(&request_id, &pending, Duration::from_secs(PENDING_TTL))
+        .await?;
+    let prompt = match &signed_in {
+        Some(s) => consent_prompt(request_id, pending, client, s),
+        None => sign_in_prompt(request_id, pending, client, String::new(), None),
+    };
+    Ok(Answer {
+        next: Next::Ask(Box::new(prompt)),
+        session: new_session,
+    })
+}
+
+fn sign_in_prompt(
+    request_id: String,
+    pending: PendingRequest,
+    client: Client,
+    username: String,
+    failure: Option<SignInFailure>,
+) -> Prompt {
+    Prompt {
+        request_id,
+        pending,
+        client,
+        step: Step::SignIn { username, failure },
+    }
+}
+
+/// The consent page's CSRF token: the pending request's token bound to the session that is
+/// shown the form, so a form obtained by someone else (e.g. for their own client) cannot be
+/// approved with this person's cookie.
+fn consent_csrf(pending: &PendingRequest, session_id: &str) -> String {
+    secret::hash(&format!("{}:{session_id}", pending.csrf))
+}
+
+fn consent_prompt(
+    request_id: String,
+    pending: PendingRequest,
+    client: Client,
+    signed_in: &SignedIn,
+) -> Prompt {
+    let csrf = consent_csrf(&pending, &signed_in.id);
+    Prompt {
+        request_id,
+        pending,
+        client,
+        step: Step::Consent {
+            username: signed_in.session.username.clone(),
+            csrf,
+        },
+    }
+}
+
+async fn remembered(ctx: &Ctx<'_>, username: &str, request: &AuthRequest) -> Result<bool, Problem> {
+    if ctx.settings.login.remember_consent_days == 0 {
+        return Ok(false);
+    }
+    let consent = ctx.store.consent(username, &request.client_id).await?;
+    Ok(consent.is_some_and(|c| {
+        c.expires_at > ctx.now
+            && c.resource == request.resource
+            && request.scopes.iter().all(|s| c.scopes.contains(s))
+    }))
+}
+
+/// A redirect carrying an error (RFC 6749 §4.1.2.1), with `state` and `iss` (RFC 9207).
+fn error_redirect(
+    ctx: &Ctx<'_>,
+    redirect_uri: &str,
+    error: &OAuthError,
+    state: Option<&str>,
+    after_form: bool,
+) -> Next {
+    let params = [
+        ("error", error.code.as_str()),
+        ("error_description", error.description.as_str()),
+    ];
+    redirect(ctx, redirect_uri, &params, state, after_form)
+}
+
+/// A redirect to an already validated redirect URI.
+fn redirect(
+    ctx: &Ctx<'_>,
+    redirect_uri: &str,
+    params: &[(&str, &str)],
+    state: Option<&str>,
+    after_form: bool,
+) -> Next {
+    match authorize::redirect_url(redirect_uri, params, state, &ctx.endpoints.issuer) {
+        Some(location) => Next::Redirect(Redirect {
+            location,
+            after_form,
+        }),
+        None => Next::Refused(Problem::new(
+            Kind::Request,
+            ErrorCode::InvalidRequest,
+            "The redirect URI cannot carry the authorization response.",
+        )),
+    }
+}
+
+/// Issues a single-use code bound to the request (docs/behaviour.md §4) and redirects with it.
+async fn code_redirect(
+    ctx: &Ctx<'_>,
+    request: &AuthRequest,
+    username: &str,
+    after_form: bool,
+) -> Result<Next, Problem> {
+    let code = secret::random_token();
+    let ttl = ctx.settings.tokens.code_ttl;
+    let record = AuthCode {
+        client_id: request.client_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        redirect_uri_sent: request.redirect_uri_sent,
+        code_challenge: request.code_challenge.clone(),
+        scopes: request.scopes.clone(),
+        resource: request.resource.clone(),
+        username: username.to_owned(),
+        expires_at: ctx.now + ttl,
+        family_id: secret::random_id(),
+    };
+    ctx.store
+        .put_code(&code, &record, Duration::from_secs(ttl))
+        .await?;
+    Ok(redirect(
+        ctx,
+        &request.redirect_uri,
+        &[("code", &code)],
+        request.state.as_deref(),
+        after_form,
+    ))
+}
+
+fn expired_request() -> Problem {
+    Problem::new(
+        Kind::Request,
+        ErrorCode::InvalidRequest,
+        "This sign-in request has expired or was already used. Go back to the application and start again.",
+    )
+}
+
+/// The answer to a form whose CSRF token is missing or wrong.
+fn forged_form() -> Problem {
+    Problem::new(
+        Kind::Forbidden,
+        ErrorCode::InvalidRequest,
+        "This form was not sent from the sign-in page. Go back to the application and start again.",
+    )
+}
+
+/// The pending request `id`, unless it is gone or has expired by the app clock.
+async fn load_pending(ctx: &Ctx<'_>, id: &str) -> Result<PendingRequest, Problem> {
+    match ctx.store.pending(id).await? {
+        Some(p) if p.expires_at > ctx.now => Ok(p),
+        _ => Err(expired_request()),
+    }
+}
+
+/// The pending request named by a form (or a query) and its client. The caller checks the
+/// CSRF token, as it knows what the token is bound to.
+async fn pending_and_client(ctx: &Ctx<'_>, id: &str) -> Result<(PendingRequest, Client), Problem> {
+    let pending = load_pending(ctx, id).await?;
+    match ctx.store.client(&pending.request.client_id).await? {
+        Some(c) => Ok((pending, c)),
+        None => Err(Problem::new(
+            Kind::Request,
+            ErrorCode::InvalidClient,
+            "The application's registration was deleted while you were signing in.",
+        )),
+    }
+}
+
+/// Whether the form's CSRF token is the expected one (compared in constant time).
+fn csrf_ok(form: &Params<'_>, expected: &str) -> bool {
+    form.get("csrf_token")
+        .is_some_and(|t| secret::equal(t, expected))
+}
+
+/// A hash of nothing, verified for unknown usernames so they cost as much as a wrong password.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0f3Hq1mKzXxdm0Qz4Jt7Xf0Y0cX+5b1d8mJ7Q8l2QyE";
+
+/// Checks a password against `login.users` on a blocking thread (argon2 is slow on purpose).
+async fn verify_password(ctx: &Ctx<'_>, username: &str, password: &str) -> bool {
+    let user = ctx
+        .settings
+        .login
+        .users
+        .iter()
+        .find(|u| secret::equal(&u.username, username));
+    let known = user.is_some();
+    let hash = user
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let password = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false);
+    ok && known
+}
+
+/// `POST /login`: checks the password, starts a session, then on to consent.
+pub async fn sign_in(ctx: &Ctx<'_>, form: &Params<'_>) -> Answer {
+    let request_id = form.get("request").unwrap_or("");
+    let (pending, client) = match pending_and_client(ctx, request_id).await {
+        Ok(p) => p,
+        Err(p) => return p.into(),
+    };
+    if !csrf_ok(form, &pending.csrf) {
+        return forged_form().into();
+    }
+    let username = form.get("username").unwrap_or("").trim();
+    let password = form.get("password").unwrap_or("");
+    if !verify_password(ctx, username, password).await {
+        return Next::Ask(Box::new(sign_in_prompt(
+            request_id.to_owned(),
+            pending,
+            client,
+            username.to_owned(),
+            Some(SignInFailure::WrongPassword),
+        )))
+        .into();
+    }
+    match sessions::start(ctx, username).await {
+        Ok((_, session)) => Answer {
+            next: Next::Consent(format!(
+                "{}/consent?request={request_id}",
+                ctx.endpoints.issuer
+            )),
+            session: Some(session),
+        },
+        Err(p) => p.into(),
+    }
+}
+
+/// `GET /consent?request=…`: the consent page for a signed-in person, else the sign-in page.
+pub async fn consent(ctx: &Ctx<'_>, request_id: &str, cookie: Option<&str>) -> Answer {
+    let result = async {
+        let pending = load_pending(ctx, request_id).await?;
+        let client = ctx
+            .store
+            .client(&pending.request.client_id)
+            .await?
+            .ok_or_else(expired_request)?;
+        let id = request_id.to_owned();
+        Ok::<_, Problem>(match sessions::current(ctx, cookie).await? {
+            Some(s) => consent_prompt(id, pending, client, &s),
+            None => sign_in_prompt(id, pending, client, String::new(), None),
+        })
+    };
+    match result.await {
+        Ok(prompt) => Next::Ask(Box::new(prompt)).into(),
+        Err(p) => Answer::from(p),
+    }
+}
+
+/// `POST /consent`: approve → code (303), deny → `access_denied` (303). The decision is made
+/// once, even if two processes see the same form.
+pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, cookie: Option<&str>) -> Answer {
+    let result = async {
+        let request_id = form.get("request").unwrap_or("");
+        let (pending, client) = pending_and_client(ctx, request_id).await?;
+        let Some(signed_in) = sessions::current(ctx, cookie).await? else {
+            return Ok(Next::Ask(Box::new(sign_in_prompt(
+                request_id.to_owned(),
+                pending,
+                client,
+                String::new(),
+                Some(SignInFailure::SignInAgain),
+            ))));
+        };
+        if !csrf_ok(form, &consent_csrf(&pending, &signed_in.id)) {
+            return Err(forged_form());
+        }
+        if ctx.store.take_pending(request_id).await?.is_none() {
+            return Err(expired_request());
+        }
+        let request = &pending.request;
+        let username = &signed_in.session.username;
+        if form.get("decision") != Some("approve") {
+            let error = OAuthError::new(ErrorCode::AccessDenied, "The person denied the request.");
+            return Ok(error_redirect(
+                ctx,
+                &request.redirect_uri,
+                &error,
+                request.state.as_deref(),
+                true,
+            ));
+        }
+        let days = ctx.settings.login.remember_consent_days;
+        if days > 0 {
+            let consent = Consent {
+                scopes: request.scopes.clone(),
+                resource: request.resource.clone(),
+                expires_at: ctx.now + days * 86_400,
+            };
+            ctx.store
+                .put_consent(
+                    username,
+                    &request.client_id,
+                    &consent,
+                    Duration::from_secs(days * 86_400),
+                )
+                .await?;
+        }
+        code_redirect(ctx, request, username, true).await
+    };
+    match result.await {
+        Ok(next) => next.into(),
+        Err(p) => Answer::from(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_dummy_hash_parses_so_unknown_users_cost_a_full_verification() {
+        assert!(argon2::PasswordHash::new(super::DUMMY_HASH).is_ok());
+    }
+}

@@ -1,0 +1,350 @@
+//! Client registration (RFC 7591) and management (RFC 7592), for the JSON API, the HTML form
+//! and the operator's command line alike.
+
+use serde::Serialize;
+
+use super::{Ctx, Kind, Problem};
+use crate::oauth::errors::ErrorCode;
+use crate::oauth::params::Params;
+use crate::oauth::register::{self, MetadataInput, RegisterError};
+use crate::records::{Client, ClientMetadata};
+use crate::secret;
+use crate::store::Backend;
+
+/// A client just created, with the secrets that are shown once and then kept only hashed.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub client: Client,
+    pub client_secret: Option<String>,
+    pub registration_access_token: String,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// Registration is disabled; the person must ask the operator.
+    Disabled,
+    /// The initial access token is missing or wrong.
+    InitialToken,
+    /// The HTML form was not sent from this server's page (its CSRF token does not match).
+    Forged,
+    /// The metadata is not acceptable; the error names the field for the form.
+    Invalid(RegisterError),
+    /// Anything else: the body could not be read, the store failed.
+    Problem(Problem),
+}
+
+impl Refusal {
+    /// The refusal as an API answer.
+    pub fn problem(&self) -> Problem {
+        match self {
+            Self::Disabled => Problem::new(
+                Kind::Forbidden,
+                ErrorCode::AccessDenied,
+                "Dynamic client registration is disabled on this server; ask its operator to register your client.",
+            ),
+            Self::InitialToken => Problem::new(
+                Kind::Token,
+                ErrorCode::InvalidToken,
+                "This server requires an initial access token (Authorization: Bearer) to register clients.",
+            ),
+            Self::Forged => Problem::new(
+                Kind::Forbidden,
+                ErrorCode::InvalidRequest,
+                "This form expired or was not sent from this site. Please check the values and submit it again.",
+            ),
+            Self::Invalid(e) => Problem::request(e.error.clone()),
+            Self::Problem(p) => p.clone(),
+        }
+    }
+}
+
+/// The RFC 7591 §3.2.1 client information response: everything stored, the identifiers, and
+/// the secrets when they are shown (once).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientInfo {
+    #[serde(flatten)]
+    pub metadata: ClientMetadata,
+    pub client_id: String,
+    pub client_id_issued_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// 0 = never (only for clients with a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+    pub registration_client_uri: String,
+}
+
+/// Whether people may register clients through the HTML form.
+pub fn form_enabled(ctx: &Ctx<'_>) -> bool {
+    let r = &ctx.settings.registration;
+    r.enabled && r.form
+}
+
+/// RFC 7591 §3: registers a client from `input` (as read from the request), checking first
+/// that registration is open and, when one is required, the initial access token (compared in
+/// constant time).
+pub async fn register(
+    ctx: &Ctx<'_>,
+    input: Result<MetadataInput, Refusal>,
+    initial_access_token: Option<&str>,
+) -> Result<Created, Refusal> {
+    let settings = &ctx.settings.registration;
+    if !settings.enabled {
+        return Err(Refusal::Disabled);
+    }
+    let required = &settings.initial_access_token;
+    if !required.is_empty() && !initial_access_token.is_some_and(|t| secret::equal(t, required)) {
+        return Err(Refusal::InitialToken);
+    }
+    let metadata =
+        register::validate(input?, &ctx.settings.scopes.supported).map_err(Refusal::Invalid)?;
+    create(ctx, metadata).await.map_err(Refusal::Problem)
+}
+
+/// The fields of the HTML registration form (docs/behaviour.md §5.5), as entered.
+#[derive(Debug, Clone, Default)]
+pub struct FormFields {
+    pub client_name: String,
+    /// One redirect URI per line.
+    pub redirect_uris: String,
+    pub confidential: bool,
+    pub scope: String,
+    /// The failed authorization's query, to retry it with the new client_id.
+    pub retry: String,
+    pub csrf_token: Option<String>,
+    pub initial_access_token: Option<String>,
+}
+
+/// A client registered from the form, and the link that retries the failed authorization with
+/// its new client_id (when the form came from one).
+#[derive(Debug, Clone)]
+pub struct FormCreated {
+    pub created: Created,
+    pub retry_link: Option<String>,
+}
+
+/// The cookie that holds the registration form's CSRF token (double submit).
+pub const CSRF_COOKIE: &str = "doorman_csrf";
+
+/// Registers a client from the HTML form: the form must be enabled and its CSRF token must be
+/// the one in the browser's cookie (among `cookies`, the `Cookie` header), then as `register`.
+pub async fn register_form(
+    ctx: &Ctx<'_>,
+    fields: &FormFields,
+    cookies: Option<&str>,
+) -> Result<FormCreated, Refusal> {
+    if !form_enabled(ctx) {
+        return Err(Refusal::Disabled);
+    }
+    let csrf_cookie = super::cookie(cookies, CSRF_COOKIE);
+    let csrf_ok = match (csrf_cookie, fields.csrf_token.as_deref()) {
+        (Some(c), Some(f)) => secret::equal(c, f),
+        _ => false,
+    };
+    if !csrf_ok {
+        return Err(Refusal::Forged);
+    }
+    let input = MetadataInput {
+        client_name: Some(fields.client_name.clone()),
+        redirect_uris: Some(
+            fields
+                .redirect_uris
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        token_endpoint_auth_method: Some(
+            if fields.confidential {
+                "client_secret_basic"
+            } else {
+                "none"
+            }
+            .into(),
+        ),
+        scope: Some(fields.scope.clone()),
+        ..Default::default()
+    };
+    let created = register(ctx, Ok(input), fields.initial_access_token.as_deref()).await?;
+    let retry_link = retry_link(ctx, &fields.retry, &created.client.client_id);
+    Ok(FormCreated {
+        created,
+        retry_link,
+    })
+}
+
+/// The failed authorization again, with the new client_id: always a link to this server's own
+/// authorization endpoint, built with `Url`.
+fn retry_link(ctx: &Ctx<'_>, retry: &str, client_id: &str) -> Option<String> {
+    if retry.is_empty() {
+        return None;
+    }
+    let original = Params::parse(retry.as_bytes());
+    let mut url = url::Url::parse(&ctx.endpoints.authorization).ok()?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("client_id", client_id);
+        for (k, v) in original.pairs().iter().filter(|(k, _)| k != "client_id") {
+            q.append_pair(k, v);
+        }
+    }
+    Some(url.into())
+}
+
+/// Creates and stores a client (the operator's command line comes here directly); returns
+/// only after the store confirmed the write (docs/behaviour.md §2).
+pub async fn create(ctx: &Ctx<'_>, metadata: ClientMetadata) -> Result<Created, Problem> {
+    let client_secret = metadata.is_confidential().then(secret::random_token);
+    let registration_access_token = secret::random_token();
+    let ttl = ctx.settings.registration.client_ttl;
+    let client = Client {
+        client_id: secret::random_id(),
+        secret_hash: client_secret.as_deref().map(secret::hash),
+        registration_token_hash: secret::hash(&registration_access_token),
+        metadata,
+        issued_at: ctx.now,
+        expires_at: if ttl == 0 {
+            0
+        } else {
+            ctx.now.saturating_add(ttl)
+        },
+    };
+    ctx.store.put_client(&client).await?;
+    Ok(Created {
+        client,
+        client_secret,
+        registration_access_token,
+    })
+}
+
+/// The information response for `client`, with the secrets given (shown once).
+pub fn info(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    client_secret: Option<&str>,
+    registration_access_token: Option<&str>,
+) -> ClientInfo {
+    ClientInfo {
+        metadata: client.metadata.clone(),
+        client_id: client.client_id.clone(),
+        client_id_issued_at: client.issued_at,
+        client_secret: client_secret.map(str::to_owned),
+        client_secret_expires_at: client.secret_hash.as_ref().map(|_| 0),
+        registration_access_token: registration_access_token.map(str::to_owned),
+        registration_client_uri: registration_client_uri(ctx, &client.client_id),
+    }
+}
+
+/// The information response for a client just created.
+pub fn created_info(ctx: &Ctx<'_>, created: &Created) -> ClientInfo {
+    info(
+        ctx,
+        &created.client,
+        created.client_secret.as_deref(),
+        Some(&created.registration_access_token),
+    )
+}
+
+fn registration_client_uri(ctx: &Ctx<'_>, client_id: &str) -> String {
+    // client_ids are base64url, so they need no escaping in a path segment.
+    format!("{}/register/{client_id}", ctx.endpoints.issuer)
+}
+
+/// RFC 6750 §3: the registration access token is missing or not this client's.
+fn invalid_token(description: &str) -> Problem {
+    Problem::new(Kind::Token, ErrorCode::InvalidToken, description)
+}
+
+/// RFC 7592 §2: the client named in the path, if `bearer` is its registration access token.
+/// An unknown client and a wrong token look the same (§2.1).
+async fn authorized(
+    ctx: &Ctx<'_>,
+    client_id: &str,
+    bearer: Option<&str>,
+) -> Result<Client, Problem> {
+    let Some(token) = bearer else {
+        return Err(invalid_token(
+            "Send the registration access token as Authorization: Bearer.",
+        ));
+    };
+    match ctx.store.client(client_id).await? {
+        Some(c) if secret::verify(token, &c.registration_token_hash) => Ok(c),
+        _ => Err(invalid_token(
+            "The registration access token is not valid for this client.",
+        )),
+    }
+}
+
+/// RFC 7592 §2.1. Secrets are stored hashed, so they are not returned again.
+pub async fn read(
+    ctx: &Ctx<'_>,
+    client_id: &str,
+    bearer: Option<&str>,
+) -> Result<ClientInfo, Problem> {
+    let client = authorized(ctx, client_id, bearer).await?;
+    Ok(info(ctx, &client, None, None))
+}
+
+fn invalid_metadata(description: String) -> Problem {
+    Problem::new(Kind::Request, ErrorCode::InvalidClientMetadata, description)
+}
+
+/// RFC 7592 §2.2: replaces the metadata. The body must name the client, and may repeat its
+/// secret; a client that becomes confidential gets a new secret, shown once.
+pub async fn update(
+    ctx: &Ctx<'_>,
+    client_id: &str,
+    bearer: Option<&str>,
+    body: Result<&[u8], Problem>,
+) -> Result<ClientInfo, Problem> {
+    let mut client = authorized(ctx, client_id, bearer).await?;
+    let body = body?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| invalid_metadata(format!("The request body is not valid JSON ({e}).")))?;
+    if value.get("client_id").and_then(serde_json::Value::as_str) != Some(&client.client_id) {
+        return Err(invalid_metadata(
+            "The body's client_id must equal the client being updated (RFC 7592 §2.2).".into(),
+        ));
+    }
+    if let Some(sent) = value
+        .get("client_secret")
+        .and_then(serde_json::Value::as_str)
+    {
+        let matches = client
+            .secret_hash
+            .as_deref()
+            .is_some_and(|h| secret::verify(sent, h));
+        if !matches {
+            return Err(invalid_metadata(
+                "The client_secret in the body does not match this client's secret.".into(),
+            ));
+        }
+    }
+    let metadata = register::parse_json(body)
+        .and_then(|i| register::validate(i, &ctx.settings.scopes.supported))
+        .map_err(|e| Problem::request(e.error))?;
+    let mut new_secret = None;
+    match (metadata.is_confidential(), client.secret_hash.is_some()) {
+        (true, false) => {
+            let s = secret::random_token();
+            client.secret_hash = Some(secret::hash(&s));
+            new_secret = Some(s);
+        }
+        (false, true) => client.secret_hash = None,
+        _ => {}
+    }
+    client.metadata = metadata;
+    ctx.store.put_client(&client).await?;
+    Ok(info(ctx, &client, new_secret.as_deref(), None))
+}
+
+/// RFC 7592 §2.3: deletes the client.
+pub async fn delete(ctx: &Ctx<'_>, client_id: &str, bearer: Option<&str>) -> Result<(), Problem> {
+    let client = authorized(ctx, client_id, bearer).await?;
+    ctx.store.delete_client(&client.client_id).await?;
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! The token endpoint's grants (RFC 6749 §4.1.3, §4.4, §6; OAuth 2.1 §4.1.3, §4.3), revocation
+//! (RFC 7009) and introspection (RFC 7662). Every request here starts by authenticating the
+//! client (RFC 6749 §2.3).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Ctx, Kind, Problem};
+use crate::oauth::errors::{ErrorCode, OAuthError};
+use crate::oauth::grants::{self, Credentials};
+use crate::oauth::params::Params;
+use crate::oauth::scope;
+use crate::oauth::target::{self, Policy};
+use crate::records::{
+    Client, Family, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, Token,
+    TokenKind,
+};
+use crate::secret;
+use crate::store::{Backend, Taken};
+
+/// The successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct Issued {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// The introspection response (RFC 7662 §2.2); only `active` when the token is not.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+}
+
+/// An authenticated client and how it authenticated.
+pub struct Caller {
+    pub client: Client,
+    pub credentials: Credentials,
+}
+
+fn invalid(code: ErrorCode, description: impl Into<String>) -> Problem {
+    Problem::request(OAuthError::new(code, description))
+}
+
+/// Refuses repeated parameters (RFC 6749 §3.1), then authenticates the client by Basic or by
+/// the body (docs/behaviour.md §7).
+pub async fn authenticate(
+    ctx: &Ctx<'_>,
+    authorization: Option<&str>,
+    params: &Params<'_>,
+) -> Result<Caller, Problem> {
+    if let Some(name) = params.first_repeated() {
+        return Err(invalid(
+            ErrorCode::InvalidRequest,
+            format!("The {name} parameter was sent more than once."),
+        ));
+    }
+    let refused = |f: grants::AuthFailure| Problem {
+        kind: if f.error.code == ErrorCode::InvalidClient {
+            Kind::Client { basic: f.basic }
+        } else {
+            Kind::Request
+        },
+        ..Problem::request(f.error)
+    };
+    let credentials = grants::credentials(authorization, params).map_err(refused)?;
+    let client = ctx.store.client(&credentials.client_id).await?;
+    grants::authenticate(&credentials, client.as_ref(), ctx.now).map_err(refused)?;
+    match client {
+        Some(client) => Ok(Caller {
+            client,
+            credentials,
+        }),
+        None => Err(refused(grants::AuthFailure {
+            error: OAuthError::new(ErrorCode::InvalidClient, "Unknown client."),
+            basic: credentials.basic,
+        })),
+    }
+}
+
+/// `POST /token`: the grant named by `grant_type`.
+pub async fn grant(ctx: &Ctx<'_>, caller: &Caller, params: &Params<'_>) -> Result<Issued, Problem> {
+    let client = &caller.client;
+    match params.get("grant_type") {
+        Some(GRANT_AUTHORIZATION_CODE) => exchange_code(ctx, client, params).await,
+        Some(GRANT_REFRESH_TOKEN) => refresh(ctx, client, params).await,
+        Some(GRANT_CLIENT_CREDENTIALS) => client_credentials(ctx, client, params).await,
+        Some(other) => Err(invalid(
+            ErrorCode::UnsupportedGrantType,
+            format!("The grant_type {other:?} is not supported."),
+        )),
+        None => Err(invalid(
+            ErrorCode::InvalidRequest,
+            "The grant_type parameter is required.",
+        )),
+    }
+}
+
+fn require_grant(client: &Client, grant: &str) -> Result<(), Problem> {
+    if client.metadata.has_grant(grant) {
+        Ok(())
+    } else {
+        Err(invalid(
+            ErrorCode::UnauthorizedClient,
+            format!("This client is not registered for the {grant} grant."),
+        ))
+    }
+}
+
+/// Issues an access token, and a refresh token when the grant belongs to a family that may
+/// refresh (`refresh_scopes`).
+async fn issue(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    subject: &str,
+    access_scopes: &[String],
+    refresh_scopes: Option<&[String]>,
+    resource: Option<&str>,
+    family_id: Option<&str>,
+) -> Result<Issued, Problem> {
+    let t = &ctx.settings.tokens;
+    let access = secret::random_token();
+    let record = Token {
+        client_id: client.client_id.clone(),
+        subject: subject.to_owned(),
+        scopes: access_scopes.to_vec(),
+        resource: resource.map(str::to_owned),
+        family_id: family_id.map(str::to_owned),
+        issued_at: ctx.now,
+        expires_at: ctx.now + t.access_ttl,
+    };
+    ctx.store
+        .put_token(
+            TokenKind::Access,
+            &access,
+            &record,
+            Duration::from_secs(t.access_ttl),
+        )
+        .await?;
+    let mut refresh_token = None;
+    if let (Some(scopes), Some(_)) = (refresh_scopes, family_id) {
+        let refresh = secret::random_token();
+        let record = Token {
+            scopes: scopes.to_vec(),
+            expires_at: ctx.now + t.refresh_ttl,
+            ..record
+        };
+        ctx.store
+            .put_token(
+                TokenKind::Refresh,
+                &refresh,
+                &record,
+                Duration::from_secs(t.refresh_ttl),
+            )
+            .await?;
+        refresh_token = Some(refresh);
+    }
+    Ok(Issued {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: t.access_ttl,
+        scope: scope::join(access_scopes),
+        refresh_token,
+    })
+}
+
+/// Marks a token family revoked. The mark outlives every token of the family (none lives
+/// longer than the longer TTL, and none is issued after the mark), so tokens never need a
+/// "family exists" record that could expire before a rotated refresh token does, and nothing
+/// ever writes `revoked: false` over a revocation.
+async fn revoke_family(ctx: &Ctx<'_>, family_id: &str, client_id: &str) -> Result<(), Problem> {
+    let t = &ctx.settings.tokens;
+    let family = Family {
+        client_id: client_id.to_owned(),
+        revoked: true,
+    };
+    let ttl = Duration::from_secs(t.access_ttl.max(t.refresh_ttl) + 60);
+    Ok(ctx.store.revoke_family(family_id, &family, ttl).await?)
+}
+
+async fn family_active(ctx: &Ctx<'_>, family_id: Option<&str>) -> Result<bool, Problem> {
+    match family_id {
+        None => Ok(true),
+        Some(id) => Ok(!ctx.store.family(id).await?.is_some_and(|f| f.revoked)),
+    }
+}
+
+/// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6): the code is taken once; a replay revokes what
+/// was issued from it (OAuth 2.1 §4.1.3).
+async fn exchange_code(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    params: &Params<'_>,
+) -> Result<Issued, Problem> {
+    require_grant(client, GRANT_AUTHORIZATION_CODE)?;
+    let Some(code) = params.get("code") else {
+        return Err(invalid(
+            ErrorCode::InvalidRequest,
+            "The code parameter is required.",
+        ));
+    };
+    let invalid_code = || {
+        invalid(
+            ErrorCode::InvalidGrant,
+            "The code is invalid, expired or was already used.",
+        )
+    };
+    let remember = Duration::from_secs(ctx.settings.tokens.code_ttl + 600);
+    let record = match ctx
+        .store
+        .take_code(code, &client.client_id, remember, ctx.now)
+        .await?
+    {
+        Taken::Fresh(record) => record,
+        // Another client presenting the code cannot burn it.
+        Taken::Held(_) => {
+            return Err(invalid(
+                ErrorCode::InvalidGrant,
+                "The code was issued to another client.",
+            ));
+        }
+        Taken::Used { record, .. } => {
+            revoke_family(ctx, &record.family_id, &client.client_id).await?;
+            return Err(invalid_code());
+        }
+        Taken::Missing => return Err(invalid_code()),
+    };
+    grants::check_code(&record, &client.client_id, params, ctx.now).map_err(Problem::request)?;
+    let refresh = client.metadata.has_grant(GRANT_REFRESH_TOKEN);
+    issue(
+        ctx,
+        client,
+        &record.username,
+        &record.scopes,
+        refresh.then_some(record.scopes.as_slice()),
+        record.resource.as_deref(),
+        Some(&record.family_id),
+    )
+    .await
+}
+
+/// RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every check that can fail runs before the
+/// token is taken, so neither another client nor a request with a wrong scope or resource
+/// burns it (a retry would otherwise count as reuse); a rotated-out token used again revokes
+/// the whole family.
+async fn refresh(ctx: &Ctx<'_>, client: &Client, params: &Params<'_>) -> Result<Issued, Problem> {
+    require_grant(client, GRANT_REFRESH_TOKEN)?;
+    let Some(token) = params.get("refresh_token") else {
+        return Err(invalid(
+            ErrorCode::InvalidRequest,
+            "The refresh_token parameter is required.",
+        ));
+    };
+    let invalid_token = || {
+        invalid(
+            ErrorCode::InvalidGrant,
+            "The refresh token is invalid, expired, revoked or was already used.",
+        )
+    };
+    let Some(found) = ctx.store.token(TokenKind::Refresh, token).await? else {
+        // Not live: taking it again only reads its mark, if it left one.
+        let remember = Duration::from_secs(60);
+        let taken = ctx
+            .store
+            .take_refresh(token, &client.client_id, remember, ctx.now)
+            .await?;
+        if let Taken::Used { record, .. } = taken
+            && let Some(family_id) = &record.family_id
+        {
+            revoke_family(ctx, family_id, &client.client_id).await?;
+        }
+        return Err(invalid_token());
+    };
+    grants::check_refresh(&found, &client.client_id, ctx.now).map_err(Problem::request)?;
+    let scopes = grants::refresh_scopes(&found.scopes, params).map_err(Problem::request)?;
+    grants::check_resource(params, found.resource.as_deref()).map_err(Problem::request)?;
+    let remember = Duration::from_secs(found.expires_at.saturating_sub(ctx.now).max(60));
+    let Taken::Fresh(record) = ctx
+        .store
+        .take_refresh(token, &client.client_id, remember, ctx.now)
+        .await?
+    else {
+        return Err(invalid_token());
+    };
+    let family_id = record.family_id.clone().unwrap_or_default();
+    if !family_active(ctx, Some(&family_id)).await? {
+        return Err(invalid_token());
+    }
+    issue(
+        ctx,
+        client,
+        &record.subject,
+        &scopes,
+        Some(&record.scopes),
+        record.resource.as_deref(),
+        Some(&family_id),
+    )
+    .await
+}
+
+/// RFC 6749 §4.4: a confidential client's own access token; no refresh token.
+async fn client_credentials(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    params: &Params<'_>,
+) -> Result<Issued, Problem> {
+    if client.secret_hash.is_none() {
+        return Err(invalid(
+            ErrorCode::UnauthorizedClient,
+            "The client_credentials grant is for confidential clients only.",
+        ));
+    }
+    require_grant(client, GRANT_CLIENT_CREDENTIALS)?;
+    let s = ctx.settings;
+    let policy = Policy {
+        supported_scopes: &s.scopes.supported,
+        default_scopes: &s.scopes.default,
+        allowed_resources: &s.resources.allowed,
+    };
+    let target = target::resolve(params.get("scope"), &params.all("resource"), &policy, false)
+        .map_err(Problem::request)?;
+    issue(
+        ctx,
+        client,
+        &client.client_id,
+        &target.scopes,
+        None,
+        target.resource.as_deref(),
+        None,
+    )
+    .await
+}
+
+/// Finds a token by value: access first, then refresh (or the other way round by hint; an
+/// unknown hint is ignored, RFC 7009 §2.1).
+async fn find_token(
+    ctx: &Ctx<'_>,
+    token: &str,
+    hint: Option<&str>,
+) -> Result<Option<(Token, TokenKind)>, Problem> {
+    let kinds = if hint == Some("refresh_token") {
+        [TokenKind::Refresh, TokenKind::Access]
+    } else {
+        [TokenKind::Access, TokenKind::Refresh]
+    };
+    for kind in kinds {
+        if let Some(t) = ctx.store.token(kind, token).await? {
+            return Ok(Some((t, kind)));
+        }
+    }
+    Ok(None)
+}
+
+fn token_param<'p>(params: &'p Params<'_>) -> Result<&'p str, Problem> {
+    params.get("token").ok_or_else(|| {
+        invalid(
+            ErrorCode::InvalidRequest,
+            "The token parameter is required.",
+        )
+    })
+}
+
+/// `POST /revoke` (RFC 7009 §2.1): done whether or not the token was known. Another client's
+/// token is treated as unknown (and left alone); revoking a refresh token revokes its family.
+pub async fn revoke(ctx: &Ctx<'_>, caller: &Caller, params: &Params<'_>) -> Result<(), Problem> {
+    let token = token_param(params)?;
+    let client_id = &caller.client.client_id;
+    if let Some((t, kind)) = find_token(ctx, token, params.get("token_type_hint")).await?
+        && &t.client_id == client_id
+    {
+        ctx.store.delete_token(kind, token).await?;
+        if kind == TokenKind::Refresh
+            && let Some(f) = &t.family_id
+        {
+            revoke_family(ctx, f, client_id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `POST /introspect` (RFC 7662), for resource servers authenticated as confidential clients.
+pub async fn introspect(
+    ctx: &Ctx<'_>,
+    caller: &Caller,
+    params: &Params<'_>,
+) -> Result<Introspection, Problem> {
+    if caller.client.secret_hash.is_none() {
+        return Err(Problem::new(
+            Kind::Client {
+                basic: caller.credentials.basic,
+            },
+            ErrorCode::InvalidClient,
+            "Introspection needs a confidential client (a resource server with a secret).",
+        ));
+    }
+    let token = token_param(params)?;
+    let Some((t, kind)) = find_token(ctx, token, params.get("token_type_hint")).await? else {
+        return Ok(Introspection::default());
+    };
+    if t.expires_at <= ctx.now || !family_active(ctx, t.family_id.as_deref()).await? {
+        return Ok(Introspection::default());
+    }
+    Ok(Introspection {
+        active: true,
+        scope: Some(scope::join(&t.scopes)),
+        client_id: Some(t.client_id),
+        sub: Some(t.subject.clone()),
+        username: Some(t.subject),
+        aud: t.resource,
+        exp: Some(t.expires_at),
+        iat: Some(t.issued_at),
+        iss: Some(ctx.endpoints.issuer.clone()),
+        token_type: Some(match kind {
+            TokenKind::Refresh => "refresh_token",
+            TokenKind::Access => "Bearer",
+        }),
+    })
+}

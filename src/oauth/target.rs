@@ -1,0 +1,188 @@
+//! What a grant is for: its scopes (RFC 6749 §3.3) and its resource (RFC 8707 §2), with the
+//! defaults and the leniency of docs/behaviour.md §9. One rule for the authorization request
+//! and for the client_credentials grant.
+
+use super::errors::{ErrorCode, OAuthError};
+use super::{resource, scope};
+
+/// The server's rules for scopes and resources.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    pub supported_scopes: &'a [String],
+    pub default_scopes: &'a [String],
+    pub allowed_resources: &'a [String],
+}
+
+/// The scopes and resource a grant will carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub scopes: Vec<String>,
+    /// The normalised resource indicator, if any.
+    pub resource: Option<String>,
+}
+
+/// Resolves the requested `scope` and `resource` values. Unknown scopes are dropped, not
+/// refused; `offline_access` is kept only when `offline` (the client may refresh); nothing
+/// grantable and no default is `invalid_scope`. At most one resource, which this server must
+/// serve (`invalid_target`); none means the single allowed resource, if there is exactly one.
+pub fn resolve(
+    requested_scope: Option<&str>,
+    resources: &[&str],
+    policy: &Policy<'_>,
+    offline: bool,
+) -> Result<Target, OAuthError> {
+    let resource = resolve_resource(resources, policy)?;
+    let requested = requested_scope.unwrap_or("");
+    let keep = |s: &String| offline || s != "offline_access";
+    let mut scopes = scope::narrow(requested, policy.supported_scopes);
+    scopes.retain(keep);
+    if scopes.is_empty() {
+        if !scope::split(requested).is_empty() && policy.default_scopes.is_empty() {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!(
+                    "None of the requested scopes can be granted; this server supports: {}.",
+                    policy.supported_scopes.join(" ")
+                ),
+            ));
+        }
+        scopes = policy
+            .default_scopes
+            .iter()
+            .filter(|s| keep(s))
+            .cloned()
+            .collect();
+    }
+    Ok(Target { scopes, resource })
+}
+
+fn resolve_resource(resources: &[&str], policy: &Policy<'_>) -> Result<Option<String>, OAuthError> {
+    let mut normalized: Vec<String> = Vec::new();
+    for r in resources {
+        match resource::normalize(r) {
+            Some(n) if resource::is_served(&n, policy.allowed_resources) => {
+                if !normalized.contains(&n) {
+                    normalized.push(n);
+                }
+            }
+            Some(_) => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    format!("This server does not issue tokens for the resource {r:?}."),
+                ));
+            }
+            None => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    format!("The resource {r:?} is not an absolute URI without a fragment."),
+                ));
+            }
+        }
+    }
+    match normalized.len() {
+        0 => Ok(match policy.allowed_resources {
+            [only] => resource::normalize(only),
+            _ => None,
+        }),
+        1 => Ok(normalized.pop()),
+        _ => Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "Only one resource may be requested per grant.",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn scopes_are_narrowed_defaulted_and_offline_access_needs_refresh() {
+        let supported = strings(&["mcp", "offline_access"]);
+        let default = strings(&["mcp"]);
+        let policy = Policy {
+            supported_scopes: &supported,
+            default_scopes: &default,
+            allowed_resources: &[],
+        };
+
+        let t = resolve(Some("openid mcp offline_access"), &[], &policy, true).unwrap();
+        assert_eq!(t.scopes, vec!["mcp", "offline_access"]);
+        let t = resolve(Some("offline_access"), &[], &policy, false).unwrap();
+        assert_eq!(t.scopes, vec!["mcp"], "dropped, then the default");
+        let t = resolve(None, &[], &policy, true).unwrap();
+        assert_eq!(t.scopes, vec!["mcp"]);
+        let none = Policy {
+            default_scopes: &[],
+            ..policy
+        };
+        assert_eq!(
+            resolve(Some("openid"), &[], &none, true).unwrap_err().code,
+            ErrorCode::InvalidScope
+        );
+        assert!(
+            resolve(Some(""), &[], &none, true)
+                .unwrap()
+                .scopes
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn one_served_resource_or_the_single_allowed_one() {
+        let only = strings(&["https://MCP.example.com"]);
+        let policy = Policy {
+            supported_scopes: &[],
+            default_scopes: &[],
+            allowed_resources: &only,
+        };
+
+        assert_eq!(
+            resolve(None, &[], &policy, true)
+                .unwrap()
+                .resource
+                .as_deref(),
+            Some("https://mcp.example.com/")
+        );
+        assert_eq!(
+            resolve(
+                None,
+                &["https://mcp.example.com/", "HTTPS://mcp.example.com"],
+                &policy,
+                true
+            )
+            .unwrap()
+            .resource
+            .as_deref(),
+            Some("https://mcp.example.com/"),
+            "the same resource twice is one"
+        );
+        for bad in [&["https://other.example/"][..], &["https://x/#f"]] {
+            assert_eq!(
+                resolve(None, bad, &policy, true).unwrap_err().code,
+                ErrorCode::InvalidTarget,
+                "{bad:?}"
+            );
+        }
+        let any = Policy {
+            allowed_resources: &[],
+            ..policy
+        };
+        assert_eq!(
+            resolve(
+                None,
+                &["https://a.example/", "https://b.example/"],
+                &any,
+                true
+            )
+            .unwrap_err()
+            .code,
+            ErrorCode::InvalidTarget,
+            "two resources"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! The records Doorman keeps: plain data shared by the protocol rules, the store and the flows.
+//! A leaf: it imports nothing from the crate. Secrets never appear here in clear, only hashed.
+
+use serde::{Deserialize, Serialize};
+
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// Token endpoint authentication methods Doorman supports (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// Client metadata as stored and echoed (RFC 7591 §2), after validation and normalisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    pub redirect_uris: Vec<String>,
+    pub token_endpoint_auth_method: AuthMethod,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub application_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+}
+
+impl ClientMetadata {
+    pub fn is_confidential(&self) -> bool {
+        self.token_endpoint_auth_method != AuthMethod::None
+    }
+    pub fn has_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+}
+
+/// A registered client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    /// SHA-256 of the client secret; `None` for public clients.
+    pub secret_hash: Option<String>,
+    /// SHA-256 of the RFC 7592 registration access token.
+    pub registration_token_hash: String,
+    pub metadata: ClientMetadata,
+    /// Seconds since the Unix epoch.
+    pub issued_at: u64,
+    /// When the registration lapses (seconds since the epoch); 0 = never.
+    pub expires_at: u64,
+}
+
+impl Client {
+    /// Whether the registration is still in force at `now`.
+    pub fn is_current(&self, now: u64) -> bool {
+        self.expires_at == 0 || self.expires_at > now
+    }
+
+    /// The name shown to people.
+    pub fn display_name(&self) -> &str {
+        self.metadata
+            .client_name
+            .as_deref()
+            .unwrap_or("An unnamed application")
+    }
+}
+
+/// An authorization request that passed every check before sign-in (docs/behaviour.md §4
+/// steps 1–4): what the code will be bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// Whether `redirect_uri` was sent (then it must be sent again at /token).
+    pub redirect_uri_sent: bool,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+}
+
+/// An authorization request waiting for sign-in and consent; any process can continue it.
+/// Stored under the hash of its id, which only the person's browser knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    /// Ties the sign-in and consent forms to this request (CSRF).
+    pub csrf: String,
+    pub request: AuthRequest,
+    /// Seconds since the epoch; checked against the app clock as well as the store's TTL.
+    pub expires_at: u64,
+}
+
+/// A signed-in person. Stored under the hash of the session id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub username: String,
+    pub auth_time: u64,
+}
+
+/// An authorization code (stored under the hash of the code), single-use, ≤ 5 minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_sent: bool,
+    pub code_challenge: String,
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+    pub username: String,
+    pub expires_at: u64,
+    /// The token family this code starts (so a replay can revoke it).
+    pub family_id: String,
+}
+
+/// Everything issued from one grant: a replayed code or a reused refresh token revokes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    pub client_id: String,
+    pub revoked: bool,
+}
+
+/// An access or refresh token (stored under the hash of the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub client_id: String,
+    /// The resource owner's username, or the client_id for client_credentials.
+    pub subject: String,
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+    pub family_id: Option<String>,
+    pub issued_at: u64,
+    pub expires_at: u64,
+}
+
+/// Which kind of token a value was issued as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+/// A person's remembered approval of a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+    /// Seconds since the epoch; checked against the app clock as well as the store's TTL.
+    pub expires_at: u64,
+}

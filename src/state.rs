@@ -1,0 +1,51 @@
+//! The application state every handler reaches through `web::Data`: settings, store, clock,
+//! metadata, the renderers' page context, metrics and keys. Below `http`: it knows no route.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::flows::Ctx;
+use crate::flows::sessions::ServerKeys;
+use crate::metadata::Metadata;
+use crate::metrics::Metrics;
+use crate::render::Page;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Everything a handler needs. No globals.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub meta: Arc<Metadata>,
+    pub page: Page,
+    pub clock: Clock,
+    pub metrics: Arc<Metrics>,
+    pub keys: ServerKeys,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, store: Store, clock: Clock) -> Self {
+        let meta = Metadata::build(&settings);
+        let page = Page::new(&settings, &meta.endpoints);
+        Self {
+            settings: Arc::new(settings),
+            store,
+            meta: Arc::new(meta),
+            page,
+            clock,
+            metrics: Default::default(),
+            keys: ServerKeys::default(),
+        }
+    }
+
+    /// What a flow works with, at the time of this request.
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            settings: &self.settings,
+            store: &self.store,
+            endpoints: &self.meta.endpoints,
+            keys: &self.keys,
+            now: self.clock.now(),
+        }
+    }
+}
