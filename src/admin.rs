@@ -4,6 +4,7 @@ use std::io::Write;
 
 use crate::flows::{Problem, clients};
 use crate::oauth::register::{self, MetadataInput};
+use crate::records::{GRANT_CLIENT_CREDENTIALS, RegisteredBy, ResourceServer};
 use crate::state::AppState;
 use crate::store::{Backend, StoreError};
 
@@ -70,18 +71,36 @@ pub async fn show(state: &AppState, id: &str, out: &mut impl Write) -> Result<()
     Ok(())
 }
 
-/// Registers a client as `POST /register` would, and prints its credentials once.
+/// What the operator asks `doorman clients register` for.
+#[derive(Debug, Clone, Default)]
+pub struct NewClient {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub confidential: bool,
+    pub scope: Option<String>,
+    /// A resource server (an MCP server): confidential, may introspect tokens (for
+    /// `resources`, or any when empty) and use client_credentials; needs no redirect URI.
+    pub resource_server: bool,
+    pub resources: Vec<String>,
+}
+
+/// Registers a client the operator trusts (docs/behaviour.md §11), and prints its credentials
+/// once.
 pub async fn register(
     state: &AppState,
-    name: &str,
-    redirect_uris: &[String],
-    confidential: bool,
-    scope: Option<&str>,
+    new: &NewClient,
     out: &mut impl Write,
-) -> Result<String, AdminError> {
+) -> Result<clients::Created, AdminError> {
+    let confidential = new.confidential || new.resource_server;
+    let grants = if new.resource_server && new.redirect_uris.is_empty() {
+        Some(vec![GRANT_CLIENT_CREDENTIALS.to_owned()])
+    } else {
+        None
+    };
     let input = MetadataInput {
-        client_name: Some(name.to_owned()),
-        redirect_uris: Some(redirect_uris.to_vec()),
+        client_name: Some(new.name.clone()),
+        redirect_uris: Some(new.redirect_uris.clone()),
+        grant_types: grants,
         token_endpoint_auth_method: Some(
             if confidential {
                 "client_secret_basic"
@@ -90,12 +109,20 @@ pub async fn register(
             }
             .to_owned(),
         ),
-        scope: scope.map(str::to_owned),
+        scope: new.scope.clone(),
         ..Default::default()
     };
     let metadata = register::validate(input, &state.settings.scopes.supported)
         .map_err(|e| AdminError::Invalid(format!("{}: {}", e.error.code, e.error.description)))?;
-    let created = clients::create(&state.ctx(), metadata)
+    let mut resources = Vec::new();
+    for r in &new.resources {
+        resources.push(
+            crate::oauth::resource::normalize(r)
+                .ok_or_else(|| AdminError::Invalid(format!("{r:?} is not an absolute URI")))?,
+        );
+    }
+    let server = new.resource_server.then_some(ResourceServer { resources });
+    let created = clients::create(&state.ctx(), metadata, RegisteredBy::Operator, server)
         .await
         .map_err(AdminError::Flow)?;
     writeln!(
@@ -111,7 +138,7 @@ pub async fn register(
         "registration_access_token: {}   (shown once)",
         created.registration_access_token
     )?;
-    Ok(created.client.client_id)
+    Ok(created)
 }
 
 /// Deletes a client.

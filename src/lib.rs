@@ -290,6 +290,16 @@ pub fn build_server(
     };
     let shutdown = settings.server.shutdown_timeout;
     let limits = Limits::new(&settings.rate_limit);
+    let pruned = limits.clone();
+    actix_web::rt::spawn(async move {
+        // Addresses that are back to a full burst are forgotten, so the limiters do not keep
+        // every address they ever saw.
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            pruned.prune();
+        }
+    });
     let state = web::Data::new(AppState::new(settings, store, clock));
     let server = HttpServer::new(move || {
         let state = state.clone();

@@ -41,18 +41,25 @@ enum ClientsCommand {
     List,
     /// Show one client's registration.
     Show { client_id: String },
-    /// Register a client and print its credentials (once).
+    /// Register a client the operator trusts and print its credentials (once).
     Register {
         #[arg(long)]
         name: String,
-        /// A redirect URI; repeat for several.
-        #[arg(long = "redirect-uri", required = true)]
+        /// A redirect URI; repeat for several (optional for a resource server).
+        #[arg(long = "redirect-uri", required_unless_present = "resource_server")]
         redirect_uris: Vec<String>,
         /// A confidential client (gets a secret) instead of a public one.
         #[arg(long)]
         confidential: bool,
         #[arg(long)]
         scope: Option<String>,
+        /// A resource server (MCP server): may introspect tokens and use client_credentials.
+        #[arg(long)]
+        resource_server: bool,
+        /// A resource (RFC 8707) the resource server serves; repeat for several. Without any,
+        /// it may introspect tokens for every resource.
+        #[arg(long = "resource", requires = "resource_server")]
+        resources: Vec<String>,
     },
     /// Delete a client.
     Delete { client_id: String },
@@ -99,16 +106,18 @@ fn clients(settings: Settings, cmd: ClientsCommand) -> ExitCode {
                 redirect_uris,
                 confidential,
                 scope,
+                resource_server,
+                resources,
             } => {
-                admin::register(
-                    &state,
-                    &name,
-                    &redirect_uris,
+                let new = admin::NewClient {
+                    name,
+                    redirect_uris,
                     confidential,
-                    scope.as_deref(),
-                    &mut out,
-                )
-                .await?;
+                    scope,
+                    resource_server,
+                    resources,
+                };
+                admin::register(&state, &new, &mut out).await?;
             }
             ClientsCommand::Delete { client_id } => {
                 admin::delete(&state, &client_id).await?;

@@ -10,6 +10,11 @@ use crate::settings::Settings;
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     pub issuer: String,
+    /// The issuer's origin (`https://auth.example.com`), which its pages' forms come from.
+    pub origin: String,
+    /// `__Host-` on an https issuer without a path (the cookies are then Secure, Path=/ and
+    /// bound to this host, RFC 6265bis §4.1.3.2), otherwise nothing.
+    pub cookie_prefix: &'static str,
     /// The issuer's path ("" or e.g. "/auth"); routes are mounted under it.
     pub base_path: String,
     pub authorization: String,
@@ -59,6 +64,12 @@ impl Metadata {
             introspection: at("/introspect"),
             metadata: format!("{origin}{WELL_KNOWN}{base_path}"),
             documentation,
+            cookie_prefix: if issuer.starts_with("https://") && base_path.is_empty() {
+                "__Host-"
+            } else {
+                ""
+            },
+            origin,
             issuer,
             base_path,
         };

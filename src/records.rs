@@ -53,6 +53,27 @@ impl ClientMetadata {
     }
 }
 
+/// Who made a registration. Anyone may register a client (RFC 7591), so a self-registered
+/// client is trusted with nothing the operator did not grant to everyone (docs/behaviour.md
+/// §11).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisteredBy {
+    /// Open registration: the client registered itself.
+    #[default]
+    Client,
+    /// The operator: `doorman clients register`, or registration with the initial access token.
+    Operator,
+}
+
+/// A resource server (an MCP server) the operator declared: it may introspect tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceServer {
+    /// The resources (RFC 8707) it serves, normalised; empty = any.
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
 /// A registered client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
@@ -66,12 +87,25 @@ pub struct Client {
     pub issued_at: u64,
     /// When the registration lapses (seconds since the epoch); 0 = never.
     pub expires_at: u64,
+    #[serde(default)]
+    pub registered_by: RegisteredBy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_server: Option<ResourceServer>,
+    /// Whether a code was ever issued to it; until then it lapses after
+    /// `registration.unused_ttl`.
+    #[serde(default)]
+    pub used: bool,
 }
 
 impl Client {
     /// Whether the registration is still in force at `now`.
     pub fn is_current(&self, now: u64) -> bool {
         self.expires_at == 0 || self.expires_at > now
+    }
+
+    /// Whether the operator made this registration.
+    pub fn by_operator(&self) -> bool {
+        self.registered_by == RegisteredBy::Operator
     }
 
     /// The name shown to people.
@@ -103,6 +137,12 @@ pub struct AuthRequest {
 pub struct PendingRequest {
     /// Ties the sign-in and consent forms to this request (CSRF).
     pub csrf: String,
+    /// SHA-256 of the browser cookie of the browser that started it: only that browser may
+    /// sign in or decide (login CSRF).
+    pub browser: String,
+    /// Wrong passwords so far; at `login.max_failures` the request is gone.
+    #[serde(default)]
+    pub failures: u32,
     pub request: AuthRequest,
     /// Seconds since the epoch; checked against the app clock as well as the store's TTL.
     pub expires_at: u64,
@@ -157,11 +197,14 @@ pub enum TokenKind {
     Refresh,
 }
 
-/// A person's remembered approval of a client.
+/// A person's remembered approval of a client, for one redirect URI (RFC 8252 §8.6: a native
+/// client's identity cannot be proven, so an approval covers only the exact URI approved).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consent {
     pub scopes: Vec<String>,
     pub resource: Option<String>,
+    #[serde(default)]
+    pub redirect_uri: String,
     /// Seconds since the epoch; checked against the app clock as well as the store's TTL.
     pub expires_at: u64,
 }

@@ -22,6 +22,7 @@ pub struct Settings {
     pub resources: Resources,
     pub login: Login,
     pub tokens: Tokens,
+    pub metrics: Metrics,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +67,8 @@ pub struct Registration {
     pub form: bool,
     pub initial_access_token: String,
     pub client_ttl: u64,
+    pub unused_ttl: u64,
+    pub allow_client_credentials: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +81,10 @@ pub struct RateLimit {
     pub token_period_ms: u64,
     pub authorize_burst: u32,
     pub authorize_period_ms: u64,
+    pub login_burst: u32,
+    pub login_period_ms: u64,
+    pub login_user_burst: u32,
+    pub login_user_period_ms: u64,
     pub trusted_proxies: Vec<IpRange>,
 }
 
@@ -124,6 +131,8 @@ pub struct Login {
     pub session_secret: String,
     pub session_ttl: u64,
     pub remember_consent_days: u64,
+    pub max_failures: u32,
+    pub password_checks: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +141,13 @@ pub struct Tokens {
     pub access_ttl: u64,
     pub refresh_ttl: u64,
     pub code_ttl: u64,
+    pub refresh_grace: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    pub token: String,
 }
 
 /// An address or a CIDR range (`10.0.0.1`, `172.16.0.0/12`, `fd00::/8`).
@@ -300,6 +316,12 @@ impl Settings {
                 rl.authorize_burst,
                 rl.authorize_period_ms,
             ),
+            ("rate_limit.login_burst", rl.login_burst, rl.login_period_ms),
+            (
+                "rate_limit.login_user_burst",
+                rl.login_user_burst,
+                rl.login_user_period_ms,
+            ),
         ] {
             if burst == 0 || period == 0 {
                 return Err(invalid(key, "burst and period must be greater than 0"));
@@ -332,13 +354,29 @@ impl Settings {
                 ));
             }
         }
-        if self.login.mode == LoginMode::Dev
-            && !crate::oauth::redirect_uri::is_loopback_host(&issuer)
-        {
+        let loopback_issuer = crate::oauth::redirect_uri::is_loopback_host(&issuer);
+        let loopback_bind = self
+            .server
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if self.login.mode == LoginMode::Dev && !(loopback_issuer && loopback_bind) {
             return Err(invalid(
                 "login.mode",
-                "dev sign-in is allowed only when the issuer is a loopback URL",
+                "dev sign-in signs everyone in without a password, so it is allowed only with a loopback issuer and a loopback server.bind (127.0.0.1, [::1])",
             ));
+        }
+        if self.login.session_secret.is_empty()
+            && self.storage.backend == Backend::Redis
+            && !loopback_issuer
+        {
+            return Err(invalid(
+                "login.session_secret",
+                "set it (at least 32 random characters) when the issuer is public and the store is shared: a key kept in Redis would let anyone who can read Redis forge sessions",
+            ));
+        }
+        if self.login.max_failures == 0 {
+            return Err(invalid("login.max_failures", "must be greater than 0"));
         }
         if !self.login.session_secret.is_empty() && self.login.session_secret.len() < 32 {
             return Err(invalid(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::flows::Ctx;
+use crate::flows::guard::SignInGuard;
 use crate::flows::sessions::ServerKeys;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
@@ -21,11 +22,13 @@ pub struct AppState {
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub keys: ServerKeys,
+    pub guard: SignInGuard,
 }
 
 impl AppState {
     pub fn new(settings: Settings, store: Store, clock: Clock) -> Self {
         let meta = Metadata::build(&settings);
+        let guard = SignInGuard::new(&settings);
         let page = Page::new(&settings, &meta.endpoints);
         Self {
             settings: Arc::new(settings),
@@ -35,6 +38,7 @@ impl AppState {
             clock,
             metrics: Default::default(),
             keys: ServerKeys::default(),
+            guard,
         }
     }
 
@@ -45,6 +49,7 @@ impl AppState {
             store: &self.store,
             endpoints: &self.meta.endpoints,
             keys: &self.keys,
+            guard: &self.guard,
             now: self.clock.now(),
         }
     }

@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
-
-use super::sessions::{self, NewSession, SignedIn};
-use super::{Ctx, Kind, Problem};
+use super::guard::Refused;
+use super::sessions::{self, BROWSER_COOKIE, NewSession, SignedIn};
+use super::{Browser, Ctx, Kind, Problem, clients};
 use crate::oauth::authorize::{self, ClientLookup, Outcome, Rules, UnknownReason};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
+use crate::oauth::redirect_uri::{self, UriKind};
 use crate::oauth::target::Policy;
 use crate::records::{AuthCode, AuthRequest, Client, Consent, PendingRequest};
 use crate::secret;
@@ -31,18 +31,29 @@ pub enum Next {
     Unregistered(UnknownReason),
     /// Back to the client's validated redirect URI, with a code or an error.
     Redirect(Redirect),
+    /// An error found before the person signed in, for a client whose redirect URI the server
+    /// has no reason to trust (a self-registered client's https URI): shown on a page with a
+    /// link back, never redirected automatically (RFC 9700 §4.11.2).
+    Stopped {
+        problem: Problem,
+        /// The error response the link leads to.
+        return_to: String,
+        /// The redirect URI's host, as the link names it.
+        host: String,
+    },
     /// The person must sign in, or decide.
     Ask(Box<Prompt>),
     /// Signed in: on to the consent page at this URL.
     Consent(String),
 }
 
-/// What an authorization step answers: where to go next, and a session to start in the browser
-/// (after a sign-in, or in dev mode).
+/// What an authorization step answers: where to go next, a session to start in the browser
+/// (after a sign-in, or in dev mode), and the browser's binding cookie when it had none.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub next: Next,
     pub session: Option<NewSession>,
+    pub browser: Option<String>,
 }
 
 impl From<Next> for Answer {
@@ -50,6 +61,7 @@ impl From<Next> for Answer {
         Self {
             next,
             session: None,
+            browser: None,
         }
     }
 }
@@ -107,7 +119,7 @@ fn rules<'a>(ctx: &Ctx<'a>) -> Rules<'a> {
 }
 
 /// `/authorize`: steps 1–4 in contract order, then step 5 (sign-in and consent).
-pub async fn start(ctx: &Ctx<'_>, params: &Params<'_>, cookie: Option<&str>) -> Answer {
+pub async fn start(ctx: &Ctx<'_>, params: &Params<'_>, browser: &Browser<'_>) -> Answer {
     let sent_state = params.get("state");
     // Step 1.
     let client_id = match authorize::client_id(params) {
@@ -135,9 +147,24 @@ pub async fn start(ctx: &Ctx<'_>, params: &Params<'_>, cookie: Option<&str>) -> 
             redirect_uri,
             error,
             state,
-        } => error_redirect(ctx, &redirect_uri, &error, state.as_deref(), false).into(),
+        } => {
+            let next = error_redirect(ctx, &redirect_uri, &error, state.as_deref(), false);
+            let trusted = client.as_ref().is_some_and(Client::by_operator);
+            match next {
+                Next::Redirect(r) if !trusted && is_web(&redirect_uri) => Next::Stopped {
+                    problem: Problem::request(error).about(Some(client_id), sent_state),
+                    host: url::Url::parse(&redirect_uri)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    return_to: r.location,
+                }
+                .into(),
+                other => other.into(),
+            }
+        }
         Outcome::Valid(request) => match client {
-            Some(client) => proceed(ctx, client, request, cookie)
+            Some(client) => proceed(ctx, client, request, browser)
                 .await
                 .unwrap_or_else(Answer::from),
             None => {
@@ -147,15 +174,21 @@ pub async fn start(ctx: &Ctx<'_>, params: &Params<'_>, cookie: Option<&str>) -> 
     }
 }
 
+/// Whether a redirect URI is a web one (https on a host that is not loopback), as opposed to a
+/// native app's loopback or private-use URI, where nothing but the app itself listens.
+fn is_web(uri: &str) -> bool {
+    redirect_uri::validate_for_registration(uri) == Ok(UriKind::Web)
+}
+
 /// Step 5 for a valid request: remembered consent → code; signed in (or dev mode) → consent
 /// page; otherwise → sign-in page.
 async fn proceed(
     ctx: &Ctx<'_>,
     client: Client,
     request: AuthRequest,
-    cookie: Option<&str>,
+    browser: &Browser<'_>,
 ) -> Result<Answer, Problem> {
-    let mut signed_in = sessions::current(ctx, cookie).await?;
+    let mut signed_in = sessions::current(ctx, browser).await?;
     let mut new_session = None;
     if signed_in.is_none() && ctx.settings.login.mode == LoginMode::Dev {
         let (s, c) = sessions::start(ctx, "dev").await?;
@@ -165,15 +198,26 @@ async fn proceed(
     if let Some(s) = &signed_in
         && remembered(ctx, &s.session.username, &request).await?
     {
-        let redirect = code_redirect(ctx, &request, &s.session.username, false).await?;
+        let redirect = code_redirect(ctx, &client, &request, &s.session.username, false).await?;
         return Ok(Answer {
             next: redirect,
             session: new_session,
+            browser: None,
         });
     }
+    // The pending request belongs to this browser: its binding cookie, made now if it has none.
+    let (binding, new_binding) = match browser.cookie(BROWSER_COOKIE) {
+        Some(b) => (b.to_owned(), None),
+        None => {
+            let b = secret::random_token();
+            (b.clone(), Some(b))
+        }
+    };
     let request_id = secret::random_token();
     let pending = PendingRequest {
         csrf: secret::random_token(),
+        browser: secret::hash(&binding),
+        failures: 0,
         request,
         expires_at: ctx.now + PENDING_TTL,
     };
@@ -187,6 +231,7 @@ async fn proceed(
     Ok(Answer {
         next: Next::Ask(Box::new(prompt)),
         session: new_session,
+        browser: new_binding,
     })
 }
 
@@ -235,8 +280,11 @@ async fn remembered(ctx: &Ctx<'_>, username: &str, request: &AuthRequest) -> Res
         return Ok(false);
     }
     let consent = ctx.store.consent(username, &request.client_id).await?;
+    // Only for the exact redirect URI approved, port included: a public native client's
+    // identity cannot be proven (RFC 8252 §8.6), and another port may be another program.
     Ok(consent.is_some_and(|c| {
         c.expires_at > ctx.now
+            && c.redirect_uri == request.redirect_uri
             && c.resource == request.resource
             && request.scopes.iter().all(|s| c.scopes.contains(s))
     }))
@@ -281,10 +329,12 @@ fn redirect(
 /// Issues a single-use code bound to the request (docs/behaviour.md §4) and redirects with it.
 async fn code_redirect(
     ctx: &Ctx<'_>,
+    client: &Client,
     request: &AuthRequest,
     username: &str,
     after_form: bool,
 ) -> Result<Next, Problem> {
+    clients::mark_used(ctx, client).await?;
     let code = secret::random_token();
     let ttl = ctx.settings.tokens.code_ttl;
     let record = AuthCode {
@@ -335,10 +385,29 @@ async fn load_pending(ctx: &Ctx<'_>, id: &str) -> Result<PendingRequest, Problem
     }
 }
 
-/// The pending request named by a form (or a query) and its client. The caller checks the
-/// CSRF token, as it knows what the token is bound to.
-async fn pending_and_client(ctx: &Ctx<'_>, id: &str) -> Result<(PendingRequest, Client), Problem> {
+/// The answer to a sign-in continued in another browser than the one that started it.
+fn other_browser() -> Problem {
+    Problem::new(
+        Kind::Forbidden,
+        ErrorCode::InvalidRequest,
+        "This sign-in was started in another browser (or its cookies were cleared). Go back to the application and start again.",
+    )
+}
+
+/// The pending request named by a form (or a query) and its client, if `browser` is the one
+/// that started it. The caller checks the CSRF token, as it knows what the token is bound to.
+async fn pending_and_client(
+    ctx: &Ctx<'_>,
+    id: &str,
+    browser: &Browser<'_>,
+) -> Result<(PendingRequest, Client), Problem> {
     let pending = load_pending(ctx, id).await?;
+    if !browser
+        .cookie(BROWSER_COOKIE)
+        .is_some_and(|b| secret::verify(b, &pending.browser))
+    {
+        return Err(other_browser());
+    }
     match ctx.store.client(&pending.request.client_id).await? {
         Some(c) => Ok((pending, c)),
         None => Err(Problem::new(
@@ -358,35 +427,46 @@ fn csrf_ok(form: &Params<'_>, expected: &str) -> bool {
 /// A hash of nothing, verified for unknown usernames so they cost as much as a wrong password.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0f3Hq1mKzXxdm0Qz4Jt7Xf0Y0cX+5b1d8mJ7Q8l2QyE";
 
-/// Checks a password against `login.users` on a blocking thread (argon2 is slow on purpose).
-async fn verify_password(ctx: &Ctx<'_>, username: &str, password: &str) -> bool {
+/// Checks a password against `login.users` on the guard's password threads.
+async fn verify_password(ctx: &Ctx<'_>, username: &str, password: &str) -> Result<bool, Refused> {
     let user = ctx
         .settings
         .login
         .users
         .iter()
         .find(|u| secret::equal(&u.username, username));
-    let known = user.is_some();
-    let hash = user
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| DUMMY_HASH.to_owned());
-    let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false);
-    ok && known
+    let hash = user.map_or(DUMMY_HASH, |u| u.password_hash.as_str());
+    let ok = ctx
+        .guard
+        .verify(hash.to_owned(), password.to_owned())
+        .await?;
+    Ok(ok && user.is_some())
 }
 
-/// `POST /login`: checks the password, starts a session, then on to consent.
-pub async fn sign_in(ctx: &Ctx<'_>, form: &Params<'_>) -> Answer {
+fn refused(why: Refused) -> Problem {
+    match why {
+        Refused::TooMany(wait) => Problem::new(
+            Kind::TooMany { retry_after: wait },
+            ErrorCode::InvalidRequest,
+            format!("Too many sign-in attempts; wait {wait} seconds, then try again."),
+        ),
+        Refused::Busy => Problem::new(
+            Kind::Unavailable { retry_after: 2 },
+            ErrorCode::TemporarilyUnavailable,
+            "Too many people are signing in at once; please try again in a moment.",
+        ),
+    }
+}
+
+/// `POST /login`: checks the password, starts a session, then on to consent. The form must
+/// come from our page in the browser that started the request, attempts are rate limited by
+/// address and by username, and a request survives only `login.max_failures` wrong passwords.
+pub async fn sign_in(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) -> Answer {
     let request_id = form.get("request").unwrap_or("");
-    let (pending, client) = match pending_and_client(ctx, request_id).await {
+    if !browser.form_is_ours(&ctx.endpoints.origin) {
+        return forged_form().into();
+    }
+    let (pending, client) = match pending_and_client(ctx, request_id, browser).await {
         Ok(p) => p,
         Err(p) => return p.into(),
     };
@@ -395,15 +475,14 @@ pub async fn sign_in(ctx: &Ctx<'_>, form: &Params<'_>) -> Answer {
     }
     let username = form.get("username").unwrap_or("").trim();
     let password = form.get("password").unwrap_or("");
-    if !verify_password(ctx, username, password).await {
-        return Next::Ask(Box::new(sign_in_prompt(
-            request_id.to_owned(),
-            pending,
-            client,
-            username.to_owned(),
-            Some(SignInFailure::WrongPassword),
-        )))
-        .into();
+    let checked = match ctx.guard.admit(browser.address, username) {
+        Ok(()) => verify_password(ctx, username, password).await,
+        Err(why) => Err(why),
+    };
+    match checked {
+        Ok(true) => {}
+        Ok(false) => return wrong_password(ctx, request_id, pending, client, username).await,
+        Err(why) => return refused(why).into(),
     }
     match sessions::start(ctx, username).await {
         Ok((_, session)) => Answer {
@@ -412,22 +491,55 @@ pub async fn sign_in(ctx: &Ctx<'_>, form: &Params<'_>) -> Answer {
                 ctx.endpoints.issuer
             )),
             session: Some(session),
+            browser: None,
         },
         Err(p) => p.into(),
     }
 }
 
+/// A wrong password: counted on the pending request, which is gone at `login.max_failures`.
+async fn wrong_password(
+    ctx: &Ctx<'_>,
+    request_id: &str,
+    mut pending: PendingRequest,
+    client: Client,
+    username: &str,
+) -> Answer {
+    pending.failures += 1;
+    let kept = if pending.failures >= ctx.settings.login.max_failures {
+        ctx.store.take_pending(request_id).await.map(|_| false)
+    } else {
+        let left = pending.expires_at.saturating_sub(ctx.now).max(1);
+        ctx.store
+            .put_pending(request_id, &pending, Duration::from_secs(left))
+            .await
+            .map(|()| true)
+    };
+    match kept {
+        Ok(true) => Next::Ask(Box::new(sign_in_prompt(
+            request_id.to_owned(),
+            pending,
+            client,
+            username.to_owned(),
+            Some(SignInFailure::WrongPassword),
+        )))
+        .into(),
+        Ok(false) => Problem::new(
+            Kind::Forbidden,
+            ErrorCode::AccessDenied,
+            "Too many wrong passwords for this sign-in request. Go back to the application and start again.",
+        )
+        .into(),
+        Err(e) => Problem::from(e).into(),
+    }
+}
+
 /// `GET /consent?request=…`: the consent page for a signed-in person, else the sign-in page.
-pub async fn consent(ctx: &Ctx<'_>, request_id: &str, cookie: Option<&str>) -> Answer {
+pub async fn consent(ctx: &Ctx<'_>, request_id: &str, browser: &Browser<'_>) -> Answer {
     let result = async {
-        let pending = load_pending(ctx, request_id).await?;
-        let client = ctx
-            .store
-            .client(&pending.request.client_id)
-            .await?
-            .ok_or_else(expired_request)?;
+        let (pending, client) = pending_and_client(ctx, request_id, browser).await?;
         let id = request_id.to_owned();
-        Ok::<_, Problem>(match sessions::current(ctx, cookie).await? {
+        Ok::<_, Problem>(match sessions::current(ctx, browser).await? {
             Some(s) => consent_prompt(id, pending, client, &s),
             None => sign_in_prompt(id, pending, client, String::new(), None),
         })
@@ -439,12 +551,15 @@ pub async fn consent(ctx: &Ctx<'_>, request_id: &str, cookie: Option<&str>) -> A
 }
 
 /// `POST /consent`: approve → code (303), deny → `access_denied` (303). The decision is made
-/// once, even if two processes see the same form.
-pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, cookie: Option<&str>) -> Answer {
+/// once, even if two processes see the same form, and only in the browser that started it.
+pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) -> Answer {
     let result = async {
+        if !browser.form_is_ours(&ctx.endpoints.origin) {
+            return Err(forged_form());
+        }
         let request_id = form.get("request").unwrap_or("");
-        let (pending, client) = pending_and_client(ctx, request_id).await?;
-        let Some(signed_in) = sessions::current(ctx, cookie).await? else {
+        let (pending, client) = pending_and_client(ctx, request_id, browser).await?;
+        let Some(signed_in) = sessions::current(ctx, browser).await? else {
             return Ok(Next::Ask(Box::new(sign_in_prompt(
                 request_id.to_owned(),
                 pending,
@@ -476,6 +591,7 @@ pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, cookie: Option<&str>) -> A
             let consent = Consent {
                 scopes: request.scopes.clone(),
                 resource: request.resource.clone(),
+                redirect_uri: request.redirect_uri.clone(),
                 expires_at: ctx.now + days * 86_400,
             };
             ctx.store
@@ -487,7 +603,7 @@ pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, cookie: Option<&str>) -> A
                 )
                 .await?;
         }
-        code_redirect(ctx, request, username, true).await
+        code_redirect(ctx, &client, request, username, true).await
     };
     match result.await {
         Ok(next) => next.into(),

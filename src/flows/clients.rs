@@ -3,11 +3,13 @@
 
 use serde::Serialize;
 
-use super::{Ctx, Kind, Problem};
+use super::{Browser, Ctx, Kind, Problem};
 use crate::oauth::errors::ErrorCode;
 use crate::oauth::params::Params;
-use crate::oauth::register::{self, MetadataInput, RegisterError};
-use crate::records::{Client, ClientMetadata};
+use crate::oauth::register::{self, Field, MetadataInput, RegisterError};
+use crate::records::{
+    Client, ClientMetadata, GRANT_CLIENT_CREDENTIALS, RegisteredBy, ResourceServer,
+};
 use crate::secret;
 use crate::store::Backend;
 
@@ -96,12 +98,29 @@ pub async fn register(
         return Err(Refusal::Disabled);
     }
     let required = &settings.initial_access_token;
-    if !required.is_empty() && !initial_access_token.is_some_and(|t| secret::equal(t, required)) {
+    let by = if required.is_empty() {
+        RegisteredBy::Client
+    } else if initial_access_token.is_some_and(|t| secret::equal(t, required)) {
+        RegisteredBy::Operator
+    } else {
         return Err(Refusal::InitialToken);
-    }
+    };
     let metadata =
         register::validate(input?, &ctx.settings.scopes.supported).map_err(Refusal::Invalid)?;
-    create(ctx, metadata).await.map_err(Refusal::Problem)
+    // Anyone may register, so a self-registered client that could use client_credentials
+    // would let anyone mint tokens (docs/behaviour.md §11).
+    if metadata.has_grant(GRANT_CLIENT_CREDENTIALS)
+        && by == RegisteredBy::Client
+        && !settings.allow_client_credentials
+    {
+        return Err(Refusal::Invalid(RegisterError::metadata(
+            Field::Other,
+            "the client_credentials grant is only for clients the operator registers (doorman clients register, or registration with the initial access token), because anyone can register here",
+        )));
+    }
+    create(ctx, metadata, by, None)
+        .await
+        .map_err(Refusal::Problem)
 }
 
 /// The fields of the HTML registration form (docs/behaviour.md §5.5), as entered.
@@ -129,17 +148,21 @@ pub struct FormCreated {
 /// The cookie that holds the registration form's CSRF token (double submit).
 pub const CSRF_COOKIE: &str = "doorman_csrf";
 
-/// Registers a client from the HTML form: the form must be enabled and its CSRF token must be
-/// the one in the browser's cookie (among `cookies`, the `Cookie` header), then as `register`.
+/// Registers a client from the HTML form: the form must be enabled, sent from this server's
+/// page, and its CSRF token must be the one in the browser's cookie (double submit); then as
+/// `register`.
 pub async fn register_form(
     ctx: &Ctx<'_>,
     fields: &FormFields,
-    cookies: Option<&str>,
+    browser: &Browser<'_>,
 ) -> Result<FormCreated, Refusal> {
     if !form_enabled(ctx) {
         return Err(Refusal::Disabled);
     }
-    let csrf_cookie = super::cookie(cookies, CSRF_COOKIE);
+    if !browser.form_is_ours(&ctx.endpoints.origin) {
+        return Err(Refusal::Forged);
+    }
+    let csrf_cookie = browser.cookie(CSRF_COOKIE);
     let csrf_ok = match (csrf_cookie, fields.csrf_token.as_deref()) {
         (Some(c), Some(f)) => secret::equal(c, f),
         _ => false,
@@ -195,30 +218,77 @@ fn retry_link(ctx: &Ctx<'_>, retry: &str, client_id: &str) -> Option<String> {
     Some(url.into())
 }
 
+/// How long a lapsed registration is still remembered, so that the person and the client are
+/// told it "expired" rather than "unknown"; then the store forgets it.
+const EXPIRED_SHOWN: u64 = 7 * 86_400;
+
+/// When a registration lapses: after `registration.client_ttl`, and — for a self-registered
+/// client never used for an authorization — after `registration.unused_ttl` (0 = never).
+fn expiry(ctx: &Ctx<'_>, client: &Client) -> u64 {
+    let r = &ctx.settings.registration;
+    let after = |ttl: u64| (ttl > 0).then(|| client.issued_at.saturating_add(ttl));
+    let unused = (!client.used && !client.by_operator())
+        .then(|| after(r.unused_ttl))
+        .flatten();
+    match (after(r.client_ttl), unused) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(0),
+    }
+}
+
+/// Stores `client`, to be kept by the store until a week after it lapses (a client's lifetime
+/// is a store TTL too, so lapsed registrations do not pile up).
+async fn save(ctx: &Ctx<'_>, client: &Client) -> Result<(), Problem> {
+    let ttl = (client.expires_at != 0).then(|| {
+        std::time::Duration::from_secs(
+            client
+                .expires_at
+                .saturating_sub(ctx.now)
+                .saturating_add(EXPIRED_SHOWN),
+        )
+    });
+    Ok(ctx.store.put_client(client, ttl).await?)
+}
+
 /// Creates and stores a client (the operator's command line comes here directly); returns
 /// only after the store confirmed the write (docs/behaviour.md §2).
-pub async fn create(ctx: &Ctx<'_>, metadata: ClientMetadata) -> Result<Created, Problem> {
+pub async fn create(
+    ctx: &Ctx<'_>,
+    metadata: ClientMetadata,
+    registered_by: RegisteredBy,
+    resource_server: Option<ResourceServer>,
+) -> Result<Created, Problem> {
     let client_secret = metadata.is_confidential().then(secret::random_token);
     let registration_access_token = secret::random_token();
-    let ttl = ctx.settings.registration.client_ttl;
-    let client = Client {
+    let mut client = Client {
         client_id: secret::random_id(),
         secret_hash: client_secret.as_deref().map(secret::hash),
         registration_token_hash: secret::hash(&registration_access_token),
         metadata,
         issued_at: ctx.now,
-        expires_at: if ttl == 0 {
-            0
-        } else {
-            ctx.now.saturating_add(ttl)
-        },
+        expires_at: 0,
+        registered_by,
+        resource_server,
+        used: false,
     };
-    ctx.store.put_client(&client).await?;
+    client.expires_at = expiry(ctx, &client);
+    save(ctx, &client).await?;
     Ok(Created {
         client,
         client_secret,
         registration_access_token,
     })
+}
+
+/// Notes that `client` was used for an authorization: from now on only `client_ttl` bounds it.
+pub async fn mark_used(ctx: &Ctx<'_>, client: &Client) -> Result<(), Problem> {
+    if client.used {
+        return Ok(());
+    }
+    let mut client = client.clone();
+    client.used = true;
+    client.expires_at = expiry(ctx, &client);
+    save(ctx, &client).await
 }
 
 /// The information response for `client`, with the secrets given (shown once).
@@ -279,14 +349,25 @@ async fn authorized(
     }
 }
 
-/// RFC 7592 §2.1. Secrets are stored hashed, so they are not returned again.
+/// RFC 7592 §2.1. The client secret is stored hashed, so it is not returned again; the
+/// registration access token is replaced by a new one in every response (RFC 7592 §3 requires
+/// it in the response, and only its hash is kept), and the old one stops working.
 pub async fn read(
     ctx: &Ctx<'_>,
     client_id: &str,
     bearer: Option<&str>,
 ) -> Result<ClientInfo, Problem> {
-    let client = authorized(ctx, client_id, bearer).await?;
-    Ok(info(ctx, &client, None, None))
+    let mut client = authorized(ctx, client_id, bearer).await?;
+    let token = rotate_registration_token(&mut client);
+    save(ctx, &client).await?;
+    Ok(info(ctx, &client, None, Some(&token)))
+}
+
+/// A new registration access token for `client` (RFC 7592 §2.1: the old one is invalidated).
+fn rotate_registration_token(client: &mut Client) -> String {
+    let token = secret::random_token();
+    client.registration_token_hash = secret::hash(&token);
+    token
 }
 
 fn invalid_metadata(description: String) -> Problem {
@@ -338,8 +419,17 @@ pub async fn update(
         _ => {}
     }
     client.metadata = metadata;
-    ctx.store.put_client(&client).await?;
-    Ok(info(ctx, &client, new_secret.as_deref(), None))
+    if client.metadata.has_grant(GRANT_CLIENT_CREDENTIALS)
+        && !client.by_operator()
+        && !ctx.settings.registration.allow_client_credentials
+    {
+        return Err(invalid_metadata(
+            "The client_credentials grant is only for clients the operator registers.".into(),
+        ));
+    }
+    let token = rotate_registration_token(&mut client);
+    save(ctx, &client).await?;
+    Ok(info(ctx, &client, new_secret.as_deref(), Some(&token)))
 }
 
 /// RFC 7592 §2.3: deletes the client.

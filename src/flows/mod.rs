@@ -5,6 +5,7 @@
 
 pub mod authorization;
 pub mod clients;
+pub mod guard;
 pub mod sessions;
 pub mod tokens;
 
@@ -24,16 +25,46 @@ pub struct Ctx<'a> {
     pub store: &'a Store,
     pub endpoints: &'a Endpoints,
     pub keys: &'a sessions::ServerKeys,
+    pub guard: &'a guard::SignInGuard,
     pub now: u64,
 }
 
-/// The value of the cookie `name` in a `Cookie` header (RFC 6265 §5.4: `name=value` pairs
-/// separated by `; `). Doorman's own cookie values are base64url, so nothing needs decoding.
-pub fn cookie<'c>(header: Option<&'c str>, name: &str) -> Option<&'c str> {
-    header?.split(';').find_map(|pair| {
-        let (n, v) = pair.trim().split_once('=')?;
-        (n == name).then(|| v.trim_matches('"'))
-    })
+/// What the authorization flows need to know of a browser's request besides its parameters:
+/// its address (for rate limits), its cookies, and where a form was sent from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Browser<'a> {
+    pub address: Option<std::net::IpAddr>,
+    /// The `Cookie` header.
+    pub cookies: Option<&'a str>,
+    /// The `Origin` header.
+    pub origin: Option<&'a str>,
+    /// The `Sec-Fetch-Site` header.
+    pub fetch_site: Option<&'a str>,
+    /// The prefix of this server's cookie names (`Endpoints::cookie_prefix`).
+    pub cookie_prefix: &'static str,
+}
+
+impl<'a> Browser<'a> {
+    /// Whether a form POST came from one of this server's own pages (`issuer_origin`, e.g.
+    /// `https://auth.example.com`): `Sec-Fetch-Site: same-origin` where the browser sends it;
+    /// otherwise no `Origin` naming another site. Our pages send no referrer, so their own
+    /// forms may arrive with `Origin: null`, which is therefore not refused; the browser
+    /// binding of a sign-in (a SameSite=Strict cookie) covers that case.
+    pub fn form_is_ours(&self, issuer_origin: &str) -> bool {
+        match (self.fetch_site, self.origin) {
+            (Some(site), _) => site.eq_ignore_ascii_case("same-origin"),
+            (None, Some(origin)) => origin == "null" || origin.eq_ignore_ascii_case(issuer_origin),
+            (None, None) => true,
+        }
+    }
+
+    /// The value of this server's cookie `name` (with the server's prefix).
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.cookies?.split(';').find_map(|pair| {
+            let (n, v) = pair.trim().split_once('=')?;
+            (n.strip_prefix(self.cookie_prefix)? == name).then(|| v.trim_matches('"'))
+        })
+    }
 }
 
 /// A request that cannot be served, as a flow (or a handler reading the request) decides it:
@@ -138,13 +169,45 @@ impl From<StoreError> for Problem {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_cookie_is_found_by_its_exact_name() {
-        let header = Some("a=1; doorman_session=x.y;doorman_csrf=\"q\"; doorman_session2=z");
+    fn forms_from_other_sites_are_told_apart() {
+        let ours = "https://as.example";
+        let browser = |fetch_site, origin| super::Browser {
+            fetch_site,
+            origin,
+            ..Default::default()
+        };
 
-        assert_eq!(super::cookie(header, "doorman_session"), Some("x.y"));
-        assert_eq!(super::cookie(header, "doorman_csrf"), Some("q"));
-        assert_eq!(super::cookie(header, "doorman"), None);
-        assert_eq!(super::cookie(None, "a"), None);
-        assert_eq!(super::cookie(Some("broken"), "broken"), None);
+        assert!(browser(Some("same-origin"), Some("null")).form_is_ours(ours));
+        assert!(!browser(Some("cross-site"), Some(ours)).form_is_ours(ours));
+        assert!(!browser(Some("same-site"), None).form_is_ours(ours));
+        assert!(browser(None, Some("https://AS.example")).form_is_ours(ours));
+        assert!(browser(None, Some("null")).form_is_ours(ours));
+        assert!(!browser(None, Some("https://evil.example")).form_is_ours(ours));
+        assert!(browser(None, None).form_is_ours(ours));
+    }
+
+    #[test]
+    fn a_cookie_is_found_by_its_exact_name_and_prefix() {
+        let header = "a=1; doorman_session=x.y;doorman_csrf=\"q\"; doorman_session2=z; __Host-b=2";
+        let plain = super::Browser {
+            cookies: Some(header),
+            ..Default::default()
+        };
+        let host = super::Browser {
+            cookie_prefix: "__Host-",
+            ..plain
+        };
+
+        assert_eq!(plain.cookie("doorman_session"), Some("x.y"));
+        assert_eq!(plain.cookie("doorman_csrf"), Some("q"));
+        assert_eq!(plain.cookie("doorman"), None);
+        assert_eq!(plain.cookie("b"), None, "not without its prefix");
+        assert_eq!(host.cookie("b"), Some("2"));
+        assert_eq!(
+            host.cookie("a"),
+            None,
+            "a prefixed server reads only prefixed cookies"
+        );
+        assert_eq!(super::Browser::default().cookie("a"), None);
     }
 }

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{Ctx, Problem};
+use super::{Browser, Ctx, Problem};
 use crate::records::Session;
 use crate::secret;
 use crate::store::{Backend, StoreError};
@@ -23,6 +23,9 @@ pub struct ServerKeys {
 
 /// The cookie that holds the session.
 pub const SESSION_COOKIE: &str = "doorman_session";
+/// The cookie that binds a sign-in to the browser that started it: a random value whose hash
+/// the pending request keeps (login CSRF, docs/behaviour.md §11).
+pub const BROWSER_COOKIE: &str = "doorman_browser";
 
 /// The name of the stored session key.
 const SESSION_KEY: &str = "cookie_key";
@@ -93,11 +96,10 @@ fn verified<'c>(key: &[u8], cookie: &'c str) -> Option<&'c str> {
     Some(id)
 }
 
-/// The person signed in by the session cookie among `cookies` (the `Cookie` header), if it is
-/// genuine and its session has not outlived `login.session_ttl` (by the app's clock, not only
-/// the store's TTL).
-pub async fn current(ctx: &Ctx<'_>, cookies: Option<&str>) -> Result<Option<SignedIn>, Problem> {
-    let Some(cookie) = super::cookie(cookies, SESSION_COOKIE) else {
+/// The person signed in by the browser's session cookie, if it is genuine and its session has
+/// not outlived `login.session_ttl` (by the app's clock, not only the store's TTL).
+pub async fn current(ctx: &Ctx<'_>, browser: &Browser<'_>) -> Result<Option<SignedIn>, Problem> {
+    let Some(cookie) = browser.cookie(SESSION_COOKIE) else {
         return Ok(None);
     };
     let key = session_key(ctx).await?;

@@ -241,8 +241,12 @@ async fn exchange_code(
                 "The code was issued to another client.",
             ));
         }
+        // A replay by the code's own client revokes what was issued from it; anyone else's
+        // replay must not be able to revoke a victim's tokens.
         Taken::Used { record, .. } => {
-            revoke_family(ctx, &record.family_id, &client.client_id).await?;
+            if record.client_id == client.client_id {
+                revoke_family(ctx, &record.family_id, &client.client_id).await?;
+            }
             return Err(invalid_code());
         }
         Taken::Missing => return Err(invalid_code()),
@@ -263,8 +267,9 @@ async fn exchange_code(
 
 /// RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every check that can fail runs before the
 /// token is taken, so neither another client nor a request with a wrong scope or resource
-/// burns it (a retry would otherwise count as reuse); a rotated-out token used again revokes
-/// the whole family.
+/// burns it (a retry would otherwise count as reuse). A rotated-out token presented again by
+/// its own client within `tokens.refresh_grace` (a retry, or refreshes racing each other)
+/// gets tokens of the same family; after that, reuse revokes the whole family.
 async fn refresh(ctx: &Ctx<'_>, client: &Client, params: &Params<'_>) -> Result<Issued, Problem> {
     require_grant(client, GRANT_REFRESH_TOKEN)?;
     let Some(token) = params.get("refresh_token") else {
@@ -279,41 +284,56 @@ async fn refresh(ctx: &Ctx<'_>, client: &Client, params: &Params<'_>) -> Result<
             "The refresh token is invalid, expired, revoked or was already used.",
         )
     };
-    let Some(found) = ctx.store.token(TokenKind::Refresh, token).await? else {
-        // Not live: taking it again only reads its mark, if it left one.
-        let remember = Duration::from_secs(60);
-        let taken = ctx
-            .store
-            .take_refresh(token, &client.client_id, remember, ctx.now)
-            .await?;
-        if let Taken::Used { record, .. } = taken
-            && let Some(family_id) = &record.family_id
-        {
-            revoke_family(ctx, family_id, &client.client_id).await?;
-        }
-        return Err(invalid_token());
+    let checks = |t: &Token| -> Result<Vec<String>, Problem> {
+        grants::check_refresh(t, &client.client_id, ctx.now).map_err(Problem::request)?;
+        let scopes = grants::refresh_scopes(&t.scopes, params).map_err(Problem::request)?;
+        grants::check_resource(params, t.resource.as_deref()).map_err(Problem::request)?;
+        Ok(target::within_client(&scopes, client))
     };
-    grants::check_refresh(&found, &client.client_id, ctx.now).map_err(Problem::request)?;
-    let scopes = grants::refresh_scopes(&found.scopes, params).map_err(Problem::request)?;
-    grants::check_resource(params, found.resource.as_deref()).map_err(Problem::request)?;
-    let remember = Duration::from_secs(found.expires_at.saturating_sub(ctx.now).max(60));
-    let Taken::Fresh(record) = ctx
+    let found = ctx.store.token(TokenKind::Refresh, token).await?;
+    let checked = found.as_ref().map(checks).transpose()?;
+    let remember = Duration::from_secs(
+        found
+            .as_ref()
+            .map_or(0, |f| f.expires_at.saturating_sub(ctx.now))
+            .max(60),
+    );
+    let (record, scopes) = match ctx
         .store
         .take_refresh(token, &client.client_id, remember, ctx.now)
         .await?
-    else {
-        return Err(invalid_token());
+    {
+        Taken::Fresh(record) => {
+            let scopes = match checked {
+                Some(scopes) => scopes,
+                None => checks(&record)?,
+            };
+            (record, scopes)
+        }
+        Taken::Used { record, at } if record.client_id == client.client_id => {
+            let grace = ctx.settings.tokens.refresh_grace;
+            if grace == 0 || ctx.now.saturating_sub(at) > grace {
+                if let Some(family_id) = &record.family_id {
+                    revoke_family(ctx, family_id, &client.client_id).await?;
+                }
+                return Err(invalid_token());
+            }
+            let scopes = checks(&record)?;
+            (record, scopes)
+        }
+        _ => return Err(invalid_token()),
     };
     let family_id = record.family_id.clone().unwrap_or_default();
     if !family_active(ctx, Some(&family_id)).await? {
         return Err(invalid_token());
     }
+    let refresh_scopes = target::within_client(&record.scopes, client);
     issue(
         ctx,
         client,
         &record.subject,
         &scopes,
-        Some(&record.scopes),
+        Some(&refresh_scopes),
         record.resource.as_deref(),
         Some(&family_id),
     )
@@ -334,13 +354,27 @@ async fn client_credentials(
     }
     require_grant(client, GRANT_CLIENT_CREDENTIALS)?;
     let s = ctx.settings;
+    // Anyone can register a client, so only the operator's may mint tokens for themselves
+    // (docs/behaviour.md §11).
+    if !client.by_operator() && !s.registration.allow_client_credentials {
+        return Err(invalid(
+            ErrorCode::UnauthorizedClient,
+            "The client_credentials grant is only for clients the operator registered.",
+        ));
+    }
     let policy = Policy {
         supported_scopes: &s.scopes.supported,
         default_scopes: &s.scopes.default,
         allowed_resources: &s.resources.allowed,
     };
-    let target = target::resolve(params.get("scope"), &params.all("resource"), &policy, false)
-        .map_err(Problem::request)?;
+    let target = target::resolve(
+        params.get("scope"),
+        &params.all("resource"),
+        &policy,
+        target::registered_scopes(&client.metadata).as_deref(),
+        false,
+    )
+    .map_err(Problem::request)?;
     issue(
         ctx,
         client,
@@ -382,14 +416,19 @@ fn token_param<'p>(params: &'p Params<'_>) -> Result<&'p str, Problem> {
     })
 }
 
-/// `POST /revoke` (RFC 7009 §2.1): done whether or not the token was known. Another client's
-/// token is treated as unknown (and left alone); revoking a refresh token revokes its family.
+/// `POST /revoke` (RFC 7009 §2.1): done whether or not the token was known; another client's
+/// token is refused (`unauthorized_client`) and left alone; revoking a refresh token revokes
+/// its family.
 pub async fn revoke(ctx: &Ctx<'_>, caller: &Caller, params: &Params<'_>) -> Result<(), Problem> {
     let token = token_param(params)?;
     let client_id = &caller.client.client_id;
-    if let Some((t, kind)) = find_token(ctx, token, params.get("token_type_hint")).await?
-        && &t.client_id == client_id
-    {
+    if let Some((t, kind)) = find_token(ctx, token, params.get("token_type_hint")).await? {
+        if &t.client_id != client_id {
+            return Err(invalid(
+                ErrorCode::UnauthorizedClient,
+                "This token was issued to another client; only that client may revoke it.",
+            ));
+        }
         ctx.store.delete_token(kind, token).await?;
         if kind == TokenKind::Refresh
             && let Some(f) = &t.family_id
@@ -400,7 +439,10 @@ pub async fn revoke(ctx: &Ctx<'_>, caller: &Caller, params: &Params<'_>) -> Resu
     Ok(())
 }
 
-/// `POST /introspect` (RFC 7662), for resource servers authenticated as confidential clients.
+/// `POST /introspect` (RFC 7662), for the resource servers the operator declared,
+/// authenticated as confidential clients. A token is active only while it has not expired,
+/// its family is not revoked and its client is still registered, and only for a resource
+/// server that serves its resource (RFC 7662 §2.2).
 pub async fn introspect(
     ctx: &Ctx<'_>,
     caller: &Caller,
@@ -415,11 +457,30 @@ pub async fn introspect(
             "Introspection needs a confidential client (a resource server with a secret).",
         ));
     }
+    let Some(server) = &caller.client.resource_server else {
+        return Err(Problem::new(
+            Kind::Forbidden,
+            ErrorCode::UnauthorizedClient,
+            "Only resource servers the operator registered may introspect tokens (doorman clients register --resource-server).",
+        ));
+    };
     let token = token_param(params)?;
     let Some((t, kind)) = find_token(ctx, token, params.get("token_type_hint")).await? else {
         return Ok(Introspection::default());
     };
-    if t.expires_at <= ctx.now || !family_active(ctx, t.family_id.as_deref()).await? {
+    let served = server.resources.is_empty()
+        || t.resource
+            .as_deref()
+            .is_some_and(|r| server.resources.iter().any(|s| s == r));
+    if t.expires_at <= ctx.now
+        || !served
+        || !family_active(ctx, t.family_id.as_deref()).await?
+        || !ctx
+            .store
+            .client(&t.client_id)
+            .await?
+            .is_some_and(|c| c.is_current(ctx.now))
+    {
         return Ok(Introspection::default());
     }
     Ok(Introspection {

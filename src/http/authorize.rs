@@ -41,7 +41,8 @@ async fn authorize<R: Renderer>(
     params: &Params<'_>,
     raw: &str,
 ) -> HttpResponse {
-    let answer = authorization::start(&state.ctx(), params, request::cookies(req)).await;
+    let browser = request::browser(req, state);
+    let answer = authorization::start(&state.ctx(), params, &browser).await;
     if let Next::Unregistered(reason) = &answer.next {
         let renderer = if R::HTML { "html" } else { "json" };
         state.metrics.unregistered(reason.as_str(), renderer);

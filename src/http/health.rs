@@ -20,7 +20,18 @@ pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /metrics`, for a scraper that presents `metrics.token` as a bearer token (compared in
+/// constant time); not served at all while the setting is empty.
+pub async fn get_metrics(req: actix_web::HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let token = &state.settings.metrics.token;
+    if token.is_empty() {
+        return HttpResponse::NotFound().finish();
+    }
+    if !super::request::bearer(&req).is_some_and(|b| crate::secret::equal(b, token)) {
+        return HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", "Bearer realm=\"metrics\""))
+            .finish();
+    }
     let body = state
         .metrics
         .render(state.store.latency(), state.store.backend_name());

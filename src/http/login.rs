@@ -10,10 +10,16 @@ use crate::oauth::params::Params;
 use crate::render::{Html, Renderer};
 use crate::state::AppState;
 
-pub async fn post_login(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+pub async fn post_login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
     match request::body(payload, ErrorCode::InvalidRequest).await {
         Ok(body) => {
-            let answer = authorization::sign_in(&state.ctx(), &Params::parse(&body)).await;
+            let browser = request::with_address(&req, &state);
+            let form = Params::parse(&body);
+            let answer = authorization::sign_in(&state.ctx(), &form, &browser).await;
             Html::answer(&state.page, &answer)
         }
         Err(p) => Html::problem(&state.page, &p),
@@ -23,7 +29,8 @@ pub async fn post_login(state: web::Data<AppState>, payload: web::Payload) -> Ht
 pub async fn get_consent(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
     let request_id = params.get("request").unwrap_or("");
-    let answer = authorization::consent(&state.ctx(), request_id, request::cookies(&req)).await;
+    let browser = request::browser(&req, &state);
+    let answer = authorization::consent(&state.ctx(), request_id, &browser).await;
     Html::answer(&state.page, &answer)
 }
 
@@ -35,7 +42,8 @@ pub async fn post_consent(
     match request::body(payload, ErrorCode::InvalidRequest).await {
         Ok(body) => {
             let form = Params::parse(&body);
-            let answer = authorization::decide(&state.ctx(), &form, request::cookies(&req)).await;
+            let browser = request::browser(&req, &state);
+            let answer = authorization::decide(&state.ctx(), &form, &browser).await;
             Html::answer(&state.page, &answer)
         }
         Err(p) => Html::problem(&state.page, &p),

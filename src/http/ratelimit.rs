@@ -30,35 +30,45 @@ impl ClientIp {
         }
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|r| r.contains(ip))
-    }
-
     /// The client address for a request from `peer` carrying `forwarded_for` headers.
     pub fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
-        if !self.is_trusted(peer) {
-            return peer;
-        }
+        client_address(&self.trusted, peer, forwarded_for)
+    }
+}
+
+/// The address a request is counted against: the peer's, or — only when the peer is one of the
+/// `trusted` proxies — the nearest untrusted address in `X-Forwarded-For`. An IPv6 address
+/// counts as its /64, the block one subscriber is usually given (else one host could take a
+/// new address per request).
+pub fn client_address(trusted: &[IpRange], peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+    let mut client = peer;
+    if is_trusted(peer) {
         // Walk from the right (the hop nearest to us); the first address that is not one of
         // our proxies is the client. Anything unparsable ends the walk.
         let hops = forwarded_for
             .iter()
             .flat_map(|h| h.split(','))
-            .map(str::trim)
-            .collect::<Vec<_>>();
-        let mut client = peer;
+            .map(str::trim);
+        let hops: Vec<&str> = hops.collect();
         for hop in hops.iter().rev() {
             match hop.parse::<IpAddr>() {
                 Ok(ip) => {
                     client = ip;
-                    if !self.is_trusted(ip) {
+                    if !is_trusted(ip) {
                         break;
                     }
                 }
                 Err(_) => break,
             }
         }
-        client
+    }
+    match client {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
     }
 }
 
@@ -103,6 +113,19 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Drops the entries of addresses that are back to a full burst, so the limiters' maps do
+    /// not grow with every address ever seen; the server calls this now and then.
+    pub fn prune(&self) {
+        for conf in [&self.register, &self.token, &self.authorize]
+            .into_iter()
+            .flatten()
+        {
+            let limiter = conf.limiter();
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
     pub fn new(rl: &RateLimit) -> Self {
         let keys = ClientIp::new(&rl.trusted_proxies);
         let limit = |burst: u32, period_ms: u64, methods: &[actix_web::http::Method]| {
@@ -171,5 +194,20 @@ mod tests {
         );
         assert_eq!(keys.client(proxy, &["garbage"]), proxy);
         assert_eq!(keys.client(proxy, &[]), proxy);
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64_block() {
+        let keys = ClientIp::new(&[]);
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+
+        assert_eq!(keys.client(a, &[]), keys.client(b, &[]));
+        assert_ne!(keys.client(a, &[]), keys.client(other, &[]));
+        assert_eq!(
+            keys.client("::ffff:192.0.2.7".parse().unwrap(), &[]),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -68,7 +68,8 @@ pub async fn post_register_form(
         csrf_token: params.get("csrf_token").map(str::to_owned),
         initial_access_token: params.get("initial_access_token").map(str::to_owned),
     };
-    match clients::register_form(&state.ctx(), &fields, request::cookies(&req)).await {
+    let browser = request::browser(&req, &state);
+    match clients::register_form(&state.ctx(), &fields, &browser).await {
         Ok(done) => Html::registered(&state.page, &done),
         Err(refusal) => Html::register_again(&state.page, &fields, &refusal),
     }

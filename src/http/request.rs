@@ -5,8 +5,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 
-use crate::flows::Problem;
+use crate::flows::{Browser, Problem};
 use crate::oauth::errors::ErrorCode;
+use crate::state::AppState;
 
 /// Largest request body accepted anywhere (docs/behaviour.md §6: 64 KiB → 413).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -53,9 +54,39 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The raw `Cookie` header; flows pick out the cookie they need, only when they need it.
-pub fn cookies(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
+fn text(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What the flows need to know of a browser's request: its raw `Cookie` header (flows pick out
+/// the cookie they need, only when they need it) and where a form came from. The address is
+/// left out; `with_address` adds it where a limit counts it.
+pub fn browser<'r>(req: &'r HttpRequest, state: &AppState) -> Browser<'r> {
+    Browser {
+        address: None,
+        cookies: text(req, header::COOKIE),
+        origin: text(req, header::ORIGIN),
+        fetch_site: text(req, header::HeaderName::from_static("sec-fetch-site")),
+        cookie_prefix: state.meta.endpoints.cookie_prefix,
+    }
+}
+
+/// `browser`, with the client's address as rate limits count it.
+pub fn with_address<'r>(req: &'r HttpRequest, state: &AppState) -> Browser<'r> {
+    let address = req.peer_addr().map(|peer| {
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        super::ratelimit::client_address(
+            &state.settings.rate_limit.trusted_proxies,
+            peer.ip(),
+            &forwarded,
+        )
+    });
+    Browser {
+        address,
+        ..browser(req, state)
+    }
 }

@@ -225,10 +225,12 @@ pub fn validate(
     }
 
     let offline = metadata.has_grant(GRANT_REFRESH_TOKEN);
+    let registered = target::registered_scopes(metadata);
     let target = match target::resolve(
         params.get("scope"),
         &params.all("resource"),
         &rules.target,
+        registered.as_deref(),
         offline,
     ) {
         Ok(t) => t,

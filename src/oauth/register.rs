@@ -29,7 +29,8 @@ pub struct RegisterError {
 }
 
 impl RegisterError {
-    fn metadata(field: Field, description: impl Into<String>) -> Self {
+    /// An `invalid_client_metadata` refusal about `field`.
+    pub fn metadata(field: Field, description: impl Into<String>) -> Self {
         Self {
             error: OAuthError::new(ErrorCode::InvalidClientMetadata, description),
             field,
@@ -68,6 +69,17 @@ const MAX_TEXT: usize = 256;
 const MAX_URI: usize = 2000;
 const MAX_CONTACTS: usize = 16;
 const MAX_SCOPE: usize = 2000;
+
+/// Unicode format characters (general category Cf): bidirectional overrides and isolates,
+/// zero-width characters, tags. Shown on a consent page they can make a name read as another
+/// (`\u{202E}` turns "evil.example/moc.elgoog" around), so no name may contain them.
+pub fn is_format_control(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
 
 /// Parses a JSON registration body; malformed JSON is `invalid_client_metadata`, never a 500.
 pub fn parse_json(body: &[u8]) -> Result<MetadataInput, RegisterError> {
@@ -194,10 +206,14 @@ pub fn validate(
                 field,
                 format!("{name} is longer than {MAX_TEXT} characters"),
             )),
-            Some(v) if v.chars().any(char::is_control) => Err(RegisterError::metadata(
-                field,
-                format!("{name} must not contain control characters"),
-            )),
+            Some(v) if v.chars().any(|c| c.is_control() || is_format_control(c)) => {
+                Err(RegisterError::metadata(
+                    field,
+                    format!(
+                        "{name} must not contain control or invisible formatting characters (such as right-to-left overrides)"
+                    ),
+                ))
+            }
             Some(v) if v.trim().is_empty() => Ok(None),
             other => Ok(other),
         }

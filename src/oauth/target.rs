@@ -4,6 +4,7 @@
 
 use super::errors::{ErrorCode, OAuthError};
 use super::{resource, scope};
+use crate::records::{Client, ClientMetadata};
 
 /// The server's rules for scopes and resources.
 #[derive(Debug, Clone, Copy)]
@@ -21,19 +22,46 @@ pub struct Target {
     pub resource: Option<String>,
 }
 
+/// The scopes a client registered (RFC 7591 §2 `scope`), which bound what it may be granted;
+/// `None` when it registered none.
+pub fn registered_scopes(metadata: &ClientMetadata) -> Option<Vec<String>> {
+    let registered = metadata.scope.as_deref()?;
+    Some(
+        scope::split(registered)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// `scopes` without those the client did not register (all of them when it registered none).
+pub fn within_client(scopes: &[String], client: &Client) -> Vec<String> {
+    match registered_scopes(&client.metadata) {
+        Some(registered) => scopes
+            .iter()
+            .filter(|s| registered.contains(s))
+            .cloned()
+            .collect(),
+        None => scopes.to_vec(),
+    }
+}
+
 /// Resolves the requested `scope` and `resource` values. Unknown scopes are dropped, not
-/// refused; `offline_access` is kept only when `offline` (the client may refresh); nothing
-/// grantable and no default is `invalid_scope`. At most one resource, which this server must
-/// serve (`invalid_target`); none means the single allowed resource, if there is exactly one.
+/// refused, and so are scopes outside what the client registered (`registered`, when it did);
+/// `offline_access` is kept only when `offline` (the client may refresh); nothing grantable
+/// and no default is `invalid_scope`. At most one resource, which this server must serve
+/// (`invalid_target`); none means the single allowed resource, if there is exactly one.
 pub fn resolve(
     requested_scope: Option<&str>,
     resources: &[&str],
     policy: &Policy<'_>,
+    registered: Option<&[String]>,
     offline: bool,
 ) -> Result<Target, OAuthError> {
     let resource = resolve_resource(resources, policy)?;
     let requested = requested_scope.unwrap_or("");
-    let keep = |s: &String| offline || s != "offline_access";
+    let keep =
+        |s: &String| (offline || s != "offline_access") && registered.is_none_or(|r| r.contains(s));
     let mut scopes = scope::narrow(requested, policy.supported_scopes);
     scopes.retain(keep);
     if scopes.is_empty() {
@@ -110,22 +138,45 @@ mod tests {
             allowed_resources: &[],
         };
 
-        let t = resolve(Some("openid mcp offline_access"), &[], &policy, true).unwrap();
+        let t = resolve(Some("openid mcp offline_access"), &[], &policy, None, true).unwrap();
         assert_eq!(t.scopes, vec!["mcp", "offline_access"]);
-        let t = resolve(Some("offline_access"), &[], &policy, false).unwrap();
+        let t = resolve(Some("offline_access"), &[], &policy, None, false).unwrap();
         assert_eq!(t.scopes, vec!["mcp"], "dropped, then the default");
-        let t = resolve(None, &[], &policy, true).unwrap();
+        let t = resolve(None, &[], &policy, None, true).unwrap();
         assert_eq!(t.scopes, vec!["mcp"]);
+        let only_mcp = strings(&["mcp"]);
+        let t = resolve(
+            Some("mcp offline_access"),
+            &[],
+            &policy,
+            Some(&only_mcp),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            t.scopes,
+            vec!["mcp"],
+            "bounded by the client's registered scope"
+        );
         let none = Policy {
             default_scopes: &[],
             ..policy
         };
         assert_eq!(
-            resolve(Some("openid"), &[], &none, true).unwrap_err().code,
+            resolve(Some("openid"), &[], &none, None, true)
+                .unwrap_err()
+                .code,
             ErrorCode::InvalidScope
         );
+        assert_eq!(
+            resolve(Some("offline_access"), &[], &none, Some(&only_mcp), true)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidScope,
+            "nothing the client registered"
+        );
         assert!(
-            resolve(Some(""), &[], &none, true)
+            resolve(Some(""), &[], &none, None, true)
                 .unwrap()
                 .scopes
                 .is_empty()
@@ -142,7 +193,7 @@ mod tests {
         };
 
         assert_eq!(
-            resolve(None, &[], &policy, true)
+            resolve(None, &[], &policy, None, true)
                 .unwrap()
                 .resource
                 .as_deref(),
@@ -153,6 +204,7 @@ mod tests {
                 None,
                 &["https://mcp.example.com/", "HTTPS://mcp.example.com"],
                 &policy,
+                None,
                 true
             )
             .unwrap()
@@ -163,7 +215,7 @@ mod tests {
         );
         for bad in [&["https://other.example/"][..], &["https://x/#f"]] {
             assert_eq!(
-                resolve(None, bad, &policy, true).unwrap_err().code,
+                resolve(None, bad, &policy, None, true).unwrap_err().code,
                 ErrorCode::InvalidTarget,
                 "{bad:?}"
             );
@@ -177,6 +229,7 @@ mod tests {
                 None,
                 &["https://a.example/", "https://b.example/"],
                 &any,
+                None,
                 true
             )
             .unwrap_err()

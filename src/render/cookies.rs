@@ -7,13 +7,16 @@ use actix_web::http::header::HeaderValue;
 use crate::metadata::Endpoints;
 
 use crate::flows::clients::CSRF_COOKIE as CSRF;
-use crate::flows::sessions::SESSION_COOKIE as SESSION;
+use crate::flows::sessions::{BROWSER_COOKIE as BROWSER, SESSION_COOKIE as SESSION};
 
-/// The rendered attributes (`; Path=…; HttpOnly; …`) of each cookie.
+/// The rendered attributes (`; Path=…; HttpOnly; …`) of each cookie, and the prefix of their
+/// names (`__Host-` on an https issuer without a path).
 #[derive(Debug, Clone)]
 pub struct Cookies {
+    prefix: &'static str,
     csrf: String,
     session: String,
+    browser: String,
 }
 
 /// `; Path=/; HttpOnly; …` as the cookie crate writes it for a cookie named `name`.
@@ -48,26 +51,41 @@ impl Cookies {
                 i64::try_from(session_ttl).unwrap_or(i64::MAX),
             ))
             .finish();
+        // Ties a sign-in to the browser that started it; only ever needed on this site's own
+        // pages and forms, so never sent on a request another site starts (login CSRF).
+        let browser = Cookie::build(BROWSER, "")
+            .path("/")
+            .http_only(true)
+            .secure(secure)
+            .same_site(SameSite::Strict)
+            .finish();
         Self {
+            prefix: ep.cookie_prefix,
             csrf: attributes(csrf),
             session: attributes(session),
+            browser: attributes(browser),
         }
     }
 
     /// `Set-Cookie` for a CSRF token.
     pub fn csrf(&self, token: &str) -> Option<HeaderValue> {
-        header(CSRF, token, &self.csrf)
+        header(self.prefix, CSRF, token, &self.csrf)
     }
 
     /// `Set-Cookie` for a session.
     pub fn session(&self, value: &str) -> Option<HeaderValue> {
-        header(SESSION, value, &self.session)
+        header(self.prefix, SESSION, value, &self.session)
+    }
+
+    /// `Set-Cookie` for a browser binding.
+    pub fn browser(&self, value: &str) -> Option<HeaderValue> {
+        header(self.prefix, BROWSER, value, &self.browser)
     }
 }
 
 /// `name=value` and the attributes. Values are base64url (and `.`), so they need no encoding;
 /// anything else is refused rather than written.
-fn header(name: &str, value: &str, attributes: &str) -> Option<HeaderValue> {
+fn header(prefix: &str, name: &str, value: &str, attributes: &str) -> Option<HeaderValue> {
     if !value
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -75,7 +93,9 @@ fn header(name: &str, value: &str, attributes: &str) -> Option<HeaderValue> {
         return None;
     }
     // Pieces pushed into one buffer: `format!` costs several times this on every page.
-    let mut out = String::with_capacity(name.len() + 1 + value.len() + attributes.len());
+    let mut out =
+        String::with_capacity(prefix.len() + name.len() + 1 + value.len() + attributes.len());
+    out.push_str(prefix);
     out.push_str(name);
     out.push('=');
     out.push_str(value);

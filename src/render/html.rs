@@ -255,9 +255,17 @@ impl Html {
             }) => redirect(location, *after_form),
             Next::Consent(location) => redirect(location, true),
             Next::Ask(prompt) => Self::prompt(page, prompt),
+            Next::Stopped {
+                problem,
+                return_to,
+                host,
+            } => Self::error_page(page, problem, Some((return_to, host))),
         };
         if let Some(session) = &answer.session {
             set_cookie(&mut res, page.cookies.session(&session.cookie));
+        }
+        if let Some(binding) = &answer.browser {
+            set_cookie(&mut res, page.cookies.browser(binding));
         }
         res
     }
@@ -450,6 +458,14 @@ impl Renderer for Html {
     }
 
     fn problem(page: &Page, p: &Problem) -> HttpResponse {
+        Self::error_page(page, p, None)
+    }
+}
+
+impl Html {
+    /// The error page, with a link back to the application (`return_to`, named by its host)
+    /// when the error is for it to hear.
+    fn error_page(page: &Page, p: &Problem, return_to: Option<(&str, &str)>) -> HttpResponse {
         let (title, steps): (&str, Vec<String>) = match p.error.code {
             ErrorCode::TemporarilyUnavailable => (
                 "Temporarily unavailable",
@@ -480,6 +496,7 @@ impl Renderer for Html {
                 error_code: p.error.code.as_str(),
                 client_id: p.client_id.as_deref(),
                 steps,
+                return_to,
             },
         );
         let headers = res.headers_mut();

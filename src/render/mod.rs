@@ -142,6 +142,9 @@ pub trait Renderer: 'static {
                     retry_query: echo.retry_query,
                 },
             ),
+            Next::Refused(p) | Next::Stopped { problem: p, .. } if !Self::HTML => {
+                Self::problem(page, p)
+            }
             Next::Refused(p) => Self::problem(page, p),
             _ => Html::answer(page, answer),
         }

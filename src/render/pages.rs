@@ -118,6 +118,8 @@ pub struct ErrorPage<'a> {
     pub error_code: &'a str,
     pub client_id: Option<&'a str>,
     pub steps: Vec<String>,
+    /// A link back to the application with the error (its URL, and its host as shown).
+    pub return_to: Option<(&'a str, &'a str)>,
 }
 
 #[derive(TemplateSimple)]

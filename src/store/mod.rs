@@ -59,8 +59,9 @@ pub enum Taken<T> {
 #[allow(async_fn_in_trait)]
 pub trait Backend {
     // --- clients: kept until deleted ------------------------------------------------------
-    /// Returns only after the backend confirmed the write (docs/behaviour.md §2).
-    async fn put_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// Returns only after the backend confirmed the write (docs/behaviour.md §2). `ttl`: how
+    /// long the store keeps it (`None`: until it is deleted).
+    async fn put_client(&self, client: &Client, ttl: Option<Duration>) -> Result<(), StoreError>;
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     /// Whether there was a client to delete.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
@@ -151,8 +152,8 @@ pub trait Backend {
 }
 
 impl<K: Kv> Backend for K {
-    async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
-        put_json(self, &keys::client(&client.client_id), client, None).await
+    async fn put_client(&self, client: &Client, ttl: Option<Duration>) -> Result<(), StoreError> {
+        put_json(self, &keys::client(&client.client_id), client, ttl).await
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {

@@ -219,7 +219,7 @@ for (const processes of [1, 2]) {
       withServerLogs(t, env, async () => {
         const tokens = provider.tokens();
         assert.ok(tokens && tokens !== firstTokens, 'needs the refreshed tokens of the previous test');
-        const resourceServer = await registerResourceServer(metadata.registration_endpoint);
+        const resourceServer = registerResourceServer(env);
 
         const answer = await introspect(metadata.introspection_endpoint, resourceServer, tokens.access_token);
         assert.equal(answer.active, true, JSON.stringify(answer));

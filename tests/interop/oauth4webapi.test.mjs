@@ -15,7 +15,7 @@ import * as oauth from 'oauth4webapi';
 
 import { authorizeInBrowser, formatTrace } from './lib/browser.mjs';
 import { processLabel, startEnvironment, USER, withServerLogs } from './lib/harness.mjs';
-import { audienceIncludes } from './lib/resource-server.mjs';
+import { audienceIncludes, registerResourceServer } from './lib/resource-server.mjs';
 
 // Doorman runs on http://127.0.0.1 here; oauth4webapi refuses plain http unless told otherwise.
 const insecure = { [oauth.allowInsecureRequests]: true };
@@ -159,19 +159,16 @@ for (const processes of [1, 2]) {
         assert.equal(client.token_endpoint_auth_method, 'none');
         assert.deepEqual(client.redirect_uris, [REDIRECT_URI]);
 
-        // The MCP server registers too, as a confidential client that only introspects.
-        const rs = await oauth.processDynamicClientRegistrationResponse(
-          await oauth.dynamicClientRegistrationRequest(
-            as,
-            {
-              client_name: 'Doorman interop resource server',
-              grant_types: ['client_credentials'],
-              token_endpoint_auth_method: 'client_secret_basic',
-            },
-            insecure,
-          ),
+        // The MCP server is registered by the operator, as a resource server that introspects
+        // (an open registration may not ask for client_credentials).
+        const refused = await oauth.dynamicClientRegistrationRequest(
+          as,
+          { client_name: 'self-service minter', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic' },
+          insecure,
         );
-        assert.ok(rs.client_id && rs.client_secret, 'a confidential client gets a secret');
+        assert.equal(refused.status, 400, 'open registration refuses client_credentials');
+        assert.equal((await refused.json()).error, 'invalid_client_metadata');
+        const rs = registerResourceServer(env, 'Doorman interop resource server', []);
         resourceServer = { client: { client_id: rs.client_id }, auth: oauth.ClientSecretBasic(rs.client_secret) };
       }));
 

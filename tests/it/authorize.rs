@@ -698,7 +698,7 @@ async fn omitted_redirect_uri_is_refused_when_several_are_registered() {
 #[actix_web::test]
 async fn omitted_redirect_uri_uses_the_only_registered_one() {
     let app = TestApp::spawn().await;
-    let client_id = app.register_public("https://app.example.com/cb").await;
+    let client_id = app.operator_public("https://app.example.com/cb").await;
 
     let res = app
         .get(&format!(
@@ -942,7 +942,7 @@ async fn step_four_errors_redirect_with_error_state_and_iss() {
 async fn error_redirect_keeps_the_redirect_uris_own_query() {
     let app = TestApp::spawn().await;
     let client_id = app
-        .register_public("https://app.example.com/cb?tenant=a%20b")
+        .operator_public("https://app.example.com/cb?tenant=a%20b")
         .await;
 
     let res = app

@@ -109,14 +109,19 @@ impl Reply {
         self.body[start..start + len].to_owned()
     }
 
+    /// The session and the sign-in's browser binding, as a browser sends them back.
     fn session_cookie(&self) -> String {
-        self.headers
+        let cookies: Vec<&str> = self
+            .headers
             .get_all("set-cookie")
             .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("doorman_session="))
-            .and_then(|line| line.split(';').next())
-            .expect("session cookie")
-            .to_owned()
+            .filter_map(|line| line.split(';').next())
+            .collect();
+        assert!(
+            cookies.iter().any(|c| c.starts_with("doorman_session=")),
+            "session cookie"
+        );
+        cookies.join("; ")
     }
 
     fn location_params(&self) -> HashMap<String, String> {
@@ -228,10 +233,17 @@ async fn two_processes_on_one_cluster_share_a_whole_flow() {
         ]),
     )
     .await;
+    // The read on B issued a new registration access token (RFC 7592 §3).
+    let renewed = format!(
+        "Bearer {}",
+        read_on_b.json()["registration_access_token"]
+            .as_str()
+            .expect("a new registration access token")
+    );
     let deleted_on_b = send(
         b.client()
             .delete(b.url(&format!("/register/{client_id}")))
-            .insert_header(("authorization", bearer.as_str())),
+            .insert_header(("authorization", renewed.as_str())),
         None,
     )
     .await;

@@ -84,6 +84,12 @@ fn every_public_key_is_overridable_from_the_environment() {
         ("DOORMAN__BRANDING__NAME", "Acme"),
         ("DOORMAN__BRANDING__LOGO", "acme.svg"),
         ("DOORMAN__SCOPES__SUPPORTED", "mcp,tools.read"),
+        (
+            "DOORMAN__LOGIN__SESSION_SECRET",
+            "a-session-secret-of-at-least-32-characters",
+        ),
+        ("DOORMAN__TOKENS__REFRESH_GRACE", "5"),
+        ("DOORMAN__METRICS__TOKEN", "scrape"),
     ])
     .expect("load");
 
@@ -102,6 +108,8 @@ fn every_public_key_is_overridable_from_the_environment() {
     assert_eq!(s.registration.initial_access_token, "iat-123");
     assert_eq!(s.branding.name, "Acme");
     assert_eq!(s.branding.logo, "acme.svg");
+    assert_eq!(s.tokens.refresh_grace, 5);
+    assert_eq!(s.metrics.token, "scrape");
     assert_eq!(s.scopes.supported, vec!["mcp", "tools.read"]);
 }
 

@@ -71,12 +71,19 @@ impl Raw {
     }
 
     /// `doorman_session=…` as a browser sends it back.
+    /// Every cookie the answer sets (the session and the sign-in's browser binding), as a
+    /// browser sends them back.
     fn session_cookie(&self) -> Option<String> {
-        self.headers
+        let pairs: Vec<&str> = self
+            .headers
             .iter()
             .filter(|(n, _)| n == "set-cookie")
-            .find(|(_, v)| v.starts_with("doorman_session="))
-            .and_then(|(_, v)| v.split(';').next().map(str::to_owned))
+            .filter_map(|(_, v)| v.split(';').next())
+            .collect();
+        pairs
+            .iter()
+            .any(|p| p.starts_with("doorman_session="))
+            .then(|| pairs.join("; "))
     }
 }
 
@@ -1045,17 +1052,151 @@ fn cross_client_cases(addr: SocketAddr, a: &Registered, b: &Registered) -> Vec<C
     cases
 }
 
+/// Sign-in and consent forms that are not what our pages send.
+fn sign_in_cases(addr: SocketAddr, a: &str) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let page = exchange(
+        addr,
+        &get(
+            &authorize_query(a, LOOPBACK, ""),
+            &[("Accept", CHROME_ACCEPT)],
+        ),
+    )
+    .expect("consent page");
+    let request = page.field("request");
+    let cookies = page.session_cookie().expect("cookies");
+    let login = |body: &str, headers: &[(&str, &str)]| {
+        post(
+            "/login",
+            "application/x-www-form-urlencoded",
+            body.as_bytes(),
+            headers,
+        )
+    };
+    cases.push(case(
+        "login: no fields",
+        login("", &[]),
+        Want::Direct(400, None),
+    ));
+    cases.push(case(
+        "login: unknown request",
+        login("request=nope&csrf_token=x&username=a&password=b", &[]),
+        Want::Direct(400, None),
+    ));
+    cases.push(case(
+        "login: CR, LF and NUL in the username",
+        login(
+            &format!(
+                "request={}&csrf_token=x&username=a%0D%0AX-Forged:%201%00&password=b",
+                enc(&request)
+            ),
+            &[("Cookie", &cookies)],
+        ),
+        Want::Direct(403, None),
+    ));
+    cases.push(case(
+        "login: from another site",
+        login(
+            &format!("request={}&csrf_token=x", enc(&request)),
+            &[("Cookie", &cookies), ("Sec-Fetch-Site", "cross-site")],
+        ),
+        Want::Direct(403, None),
+    ));
+    cases.push(case(
+        "login: another browser (no binding cookie)",
+        login(
+            &format!(
+                "request={}&csrf_token=x&username=a&password=b",
+                enc(&request)
+            ),
+            &[],
+        ),
+        Want::Direct(403, None),
+    ));
+    cases.push(case(
+        "login: a 60 KiB username",
+        login(
+            &format!(
+                "request={}&csrf_token=x&username={}&password=b",
+                enc(&request),
+                "u".repeat(60 * 1024)
+            ),
+            &[("Cookie", &cookies)],
+        ),
+        Want::Direct(403, None),
+    ));
+    cases.push(case(
+        "consent: the decision twice, approve and deny",
+        post(
+            "/consent",
+            "application/x-www-form-urlencoded",
+            format!(
+                "request={}&csrf_token=x&decision=approve&decision=deny",
+                enc(&request)
+            )
+            .as_bytes(),
+            &[("Cookie", &cookies)],
+        ),
+        Want::Direct(403, None),
+    ));
+    cases.push(case(
+        "consent: an Origin of another site",
+        post(
+            "/consent",
+            "application/x-www-form-urlencoded",
+            format!("request={}&decision=approve", enc(&request)).as_bytes(),
+            &[("Cookie", &cookies), ("Origin", "https://evil.example")],
+        ),
+        Want::Direct(403, None),
+    ));
+    // A client that registered itself with a web redirect URI: its errors are not redirected.
+    let web = register(
+        addr,
+        json!({"client_name": "Self-registered web app", "redirect_uris": [WEB], "token_endpoint_auth_method": "none"}),
+    );
+    for (name, extra, error) in [
+        (
+            "response_type=token",
+            "&response_type=token",
+            "unsupported_response_type",
+        ),
+        ("no PKCE", "&response_type=code", "invalid_request"),
+    ] {
+        cases.push(case(
+            format!("authorize: a self-registered web client's error ({name}) is not redirected"),
+            get(
+                &format!("/authorize?client_id={}{extra}&state=st", enc(&web.id)),
+                &[],
+            ),
+            Want::Direct(400, Some(error)),
+        ));
+    }
+    cases
+}
+
 #[actix_web::test]
 async fn hostile_requests_get_their_documented_answers_and_never_a_5xx() {
     // Consent is not remembered, so every valid request shows the consent page.
     let app = TestApp::with(&[("login.mode", "dev"), ("login.remember_consent_days", "0")]).await;
     let addr = app.addr;
+    // The victim is the operator's client, so its web redirect URI receives error redirects.
+    let victim = app
+        .operator_client(doorman::admin::NewClient {
+            name: "Victim".into(),
+            redirect_uris: vec![WEB.into(), LOOPBACK.into()],
+            ..Default::default()
+        })
+        .await;
+    let a = Registered {
+        id: victim.client.client_id,
+        rat: victim.registration_access_token,
+    };
 
     let tried = actix_web::rt::task::spawn_blocking(move || {
-        let a = public_client(addr);
         let b = public_client(addr);
         let first = run(addr, &static_cases(&a.id));
-        first + run(addr, &cross_client_cases(addr, &a, &b))
+        let second = run(addr, &sign_in_cases(addr, &a.id));
+        first + second + run(addr, &cross_client_cases(addr, &a, &b))
     })
     .await
     .expect("corpus thread");

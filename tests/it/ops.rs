@@ -37,7 +37,7 @@ async fn readyz_is_503_while_redis_is_down_but_healthz_stays_up() {
 
 #[actix_web::test]
 async fn metrics_count_requests_by_route_unregistered_answers_and_storage_latency() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::with(&[("metrics.token", "scrape-token")]).await;
     app.get("/authorize?client_id=nobody").send().await.unwrap();
     app.get("/authorize?client_id=nobody").send().await.unwrap();
     app.get("/authorize?client_id=someone")
@@ -51,7 +51,12 @@ async fn metrics_count_requests_by_route_unregistered_answers_and_storage_latenc
     app.get("/register/two").send().await.unwrap();
     app.get("/no/such/path/43").send().await.unwrap();
 
-    let mut res = app.get("/metrics").send().await.unwrap();
+    let mut res = app
+        .get("/metrics")
+        .insert_header(("authorization", "Bearer scrape-token"))
+        .send()
+        .await
+        .unwrap();
     let body = text(&mut res).await;
 
     assert_eq!(res.status(), 200);

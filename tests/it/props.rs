@@ -1048,3 +1048,120 @@ fn application_json_at_q1_never_gives_html_even_when_listed_twice() {
         },
     );
 }
+
+// --- single use and the sign-in form ----------------------------------------------------------
+
+/// One step on a single-use record: write it live for an owner, take it as an owner, remove it.
+#[derive(Debug, Clone)]
+enum OnceStep {
+    Put(u8),
+    Take(u8),
+    Remove,
+}
+
+/// Single use, as the store implements it, against a model: any sequence of writes, takes by
+/// the owner or by anyone else, and removals gives the answers of a three-state machine
+/// (nothing / live for an owner / taken at a time). Refresh-token races are sequences of takes.
+#[test]
+fn take_once_follows_its_model_in_any_sequence() {
+    use doorman::store::kv::{self, Kv, Once};
+    let steps = proptest::collection::vec(
+        prop_oneof![
+            (0u8..3).prop_map(OnceStep::Put),
+            (0u8..3).prop_map(OnceStep::Take),
+            Just(OnceStep::Remove),
+        ],
+        1..40,
+    );
+    check("take_once_model", 2000, steps, |steps| {
+        let store = doorman::store::MemoryStore::new();
+        let owner = |o: u8| format!("client-{o}");
+        // The model: None, or the live owner, or (taken by, at).
+        enum State {
+            Empty,
+            Live(u8),
+            Used(u8, u64),
+        }
+        let mut state = State::Empty;
+        for (i, step) in steps.iter().enumerate() {
+            let stamp = i as u64;
+            match step {
+                OnceStep::Put(o) => {
+                    futures_util::FutureExt::now_or_never(store.put(
+                        "k",
+                        &kv::live(&owner(*o), b"r"),
+                        None,
+                    ))
+                    .expect("memory is done at once")
+                    .expect("put");
+                    state = State::Live(*o);
+                }
+                OnceStep::Remove => {
+                    let _ = futures_util::FutureExt::now_or_never(store.remove("k"));
+                    state = State::Empty;
+                }
+                OnceStep::Take(o) => {
+                    let got = futures_util::FutureExt::now_or_never(store.take_once(
+                        "k",
+                        &owner(*o),
+                        stamp,
+                        std::time::Duration::from_secs(60),
+                    ))
+                    .expect("memory is done at once")
+                    .expect("take");
+                    let live = |x: u8| kv::live(&owner(x), b"r");
+                    let (expected, next) = match state {
+                        State::Empty => (Once::Missing, State::Empty),
+                        State::Live(x) if x == *o => (Once::Taken(live(x)), State::Used(x, stamp)),
+                        State::Live(x) => (Once::Held(live(x)), State::Live(x)),
+                        State::Used(x, at) => {
+                            (Once::Used(kv::used(at, &live(x))), State::Used(x, at))
+                        }
+                    };
+                    prop_assert_eq!(got, expected, "step {} of {:?}", i, steps);
+                    state = next;
+                }
+            }
+        }
+        Ok(())
+    });
+}
+
+/// Whether a form POST came from our own page, for any header values: never a panic, and
+/// nothing but `Sec-Fetch-Site: same-origin` passes where the header is present.
+#[test]
+fn form_origin_checks_accept_only_same_origin() {
+    let header = prop_oneof![
+        Just(None),
+        Just(Some("same-origin".to_owned())),
+        Just(Some("null".to_owned())),
+        Just(Some("https://as.example".to_owned())),
+        any::<String>().prop_map(Some),
+    ];
+    check(
+        "form_origin",
+        4000,
+        (header.clone(), header),
+        |(fetch_site, origin)| {
+            let browser = doorman::flows::Browser {
+                fetch_site: fetch_site.as_deref(),
+                origin: origin.as_deref(),
+                ..Default::default()
+            };
+
+            let ours = browser.form_is_ours("https://as.example");
+
+            if let Some(site) = &fetch_site {
+                prop_assert_eq!(ours, site.eq_ignore_ascii_case("same-origin"));
+            } else if let Some(o) = &origin {
+                prop_assert_eq!(
+                    ours,
+                    o == "null" || o.eq_ignore_ascii_case("https://as.example")
+                );
+            } else {
+                prop_assert!(ours);
+            }
+            Ok(())
+        },
+    );
+}

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use doorman::records::{
-    AuthCode, AuthRequest, Client, Consent, Family, PendingRequest, Session, Token, TokenKind,
+    AuthCode, AuthRequest, Client, Consent, Family, PendingRequest, RegisteredBy, ResourceServer,
+    Session, Token, TokenKind,
 };
 use doorman::store::kv::{self, Kv, Once};
 use doorman::store::{Backend as _, Store, StoreError, Taken};
@@ -317,7 +318,10 @@ async fn redis_outage_is_503_never_unregistered_and_recovers_by_itself() {
 async fn storage_down_is_an_error_not_a_missing_record() {
     let mut backend = Backend::redis();
     let store = backend.store();
-    store.put_client(&client("down-client")).await.expect("put");
+    store
+        .put_client(&client("down-client"), None)
+        .await
+        .expect("put");
 
     backend.redis_mut().kill();
     let found = store.client("down-client").await;
@@ -475,6 +479,11 @@ fn client(id: &str) -> Client {
         metadata,
         issued_at: 1_700_000_000,
         expires_at: 0,
+        registered_by: RegisteredBy::Operator,
+        resource_server: Some(ResourceServer {
+            resources: vec!["https://mcp.example.com/".into()],
+        }),
+        used: true,
     }
 }
 
@@ -513,9 +522,9 @@ pub async fn conformance(store: &Store, name: &str) {
 
     // Clients.
     let c = client("conformance-client");
-    store.put_client(&c).await.expect("put_client");
+    store.put_client(&c, None).await.expect("put_client");
     store
-        .put_client(&client("conformance-other"))
+        .put_client(&client("conformance-other"), None)
         .await
         .expect("put_client");
     assert_eq!(
@@ -552,10 +561,21 @@ pub async fn conformance(store: &Store, name: &str) {
         vec!["conformance-client"],
         "{name}"
     );
+    store
+        .put_client(&client("conformance-lapsed"), Some(gone))
+        .await
+        .expect("put_client with a TTL");
+    assert_eq!(
+        store.client("conformance-lapsed").await.expect("client"),
+        None,
+        "{name}: a client's TTL is a store TTL"
+    );
 
     // Pending requests: put, read, take once, and a lapsed one is gone.
     let pending = PendingRequest {
         csrf: "csrf".into(),
+        browser: "browser-hash".into(),
+        failures: 2,
         request: AuthRequest {
             client_id: c.client_id.clone(),
             redirect_uri: "http://127.0.0.1/callback".into(),
@@ -625,6 +645,7 @@ pub async fn conformance(store: &Store, name: &str) {
         "{name}"
     );
     let consent = Consent {
+        redirect_uri: "http://127.0.0.1/callback".into(),
         scopes: vec!["mcp".into()],
         resource: Some("https://mcp.example.com/".into()),
         expires_at: 1_702_592_000,
@@ -910,7 +931,10 @@ async fn redis_records_carry_real_ttls_under_the_key_prefix() {
         .put_code("a-code", &code("y"), Duration::from_secs(300))
         .await
         .expect("put_code");
-    store.put_client(&client("y")).await.expect("put_client");
+    store
+        .put_client(&client("y"), None)
+        .await
+        .expect("put_client");
     let code_key = format!("doorman:code:{}", doorman::secret::hash("a-code"));
     let code_ttl: i64 = redis::cmd("PTTL")
         .arg(&code_key)
@@ -938,7 +962,9 @@ async fn redis_key_prefix_separates_deployments_sharing_one_server() {
     let ours = backend.store();
     let theirs = Store::open(&settings(&other_pairs).storage).expect("store");
 
-    ours.put_client(&client("shared-name")).await.expect("put");
+    ours.put_client(&client("shared-name"), None)
+        .await
+        .expect("put");
     let seen = theirs.client("shared-name").await.expect("client");
     let ids = theirs.client_ids().await.expect("ids");
 

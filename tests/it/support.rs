@@ -28,6 +28,8 @@ pub struct TestApp {
     pub settings: Settings,
     /// The app's clock: `app.clock.advance(301)` expires a code without sleeping.
     pub clock: doorman::clock::Clock,
+    /// The app's store, for what the operator does beside the server (`doorman clients …`).
+    pub store: Store,
 }
 
 /// Settings for a test: defaults, rate limits off, the given backend, plus `overrides`
@@ -82,8 +84,9 @@ impl TestApp {
         let settings = settings(&all);
         let store = Store::open(&settings.storage).unwrap_or_else(|e| panic!("open store: {e}"));
         let clock = doorman::clock::Clock::default();
-        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener)
-            .expect("build server");
+        let server =
+            doorman::build_server(settings.clone(), store.clone(), clock.clone(), listener)
+                .expect("build server");
         let handle = server.handle();
         actix_web::rt::spawn(server);
         Self {
@@ -93,6 +96,7 @@ impl TestApp {
             handle,
             settings,
             clock,
+            store,
         }
     }
 
@@ -111,8 +115,9 @@ impl TestApp {
         let settings = settings(&all);
         let store = Store::open(&settings.storage).unwrap_or_else(|e| panic!("open store: {e}"));
         let clock = doorman::clock::Clock::default();
-        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener)
-            .expect("build server");
+        let server =
+            doorman::build_server(settings.clone(), store.clone(), clock.clone(), listener)
+                .expect("build server");
         let handle = server.handle();
         actix_web::rt::spawn(server);
         Self {
@@ -122,6 +127,7 @@ impl TestApp {
             handle,
             settings,
             clock,
+            store,
         }
     }
 
@@ -135,8 +141,9 @@ impl TestApp {
         settings.issuer = issuer.clone();
         let store = Store::open(&settings.storage).unwrap_or_else(|e| panic!("open store: {e}"));
         let clock = doorman::clock::Clock::default();
-        let server = doorman::build_server(settings.clone(), store, clock.clone(), listener)
-            .expect("build server");
+        let server =
+            doorman::build_server(settings.clone(), store.clone(), clock.clone(), listener)
+                .expect("build server");
         let handle = server.handle();
         actix_web::rt::spawn(server);
         Self {
@@ -146,7 +153,37 @@ impl TestApp {
             handle,
             settings,
             clock,
+            store,
         }
+    }
+
+    /// Registers a client as the operator does (`doorman clients register …`), on this app's
+    /// store; returns it with its secrets.
+    pub async fn operator_client(
+        &self,
+        new: doorman::admin::NewClient,
+    ) -> doorman::flows::clients::Created {
+        let state = doorman::state::AppState::new(
+            self.settings.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+        );
+        doorman::admin::register(&state, &new, &mut Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("operator registration: {e}"))
+    }
+
+    /// A public client with one redirect URI, registered by the operator (so its web redirect
+    /// URI also receives error redirects before sign-in); returns its client_id.
+    pub async fn operator_public(&self, redirect_uri: &str) -> String {
+        self.operator_client(doorman::admin::NewClient {
+            name: "Operator's app".into(),
+            redirect_uris: vec![redirect_uri.into()],
+            ..Default::default()
+        })
+        .await
+        .client
+        .client_id
     }
 
     /// Stops the server and waits until its workers (and their store handles) are gone.

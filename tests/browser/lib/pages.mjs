@@ -11,6 +11,8 @@
 //   error                 GET /authorize without client_id
 //   error-redirect-uri    GET /authorize for a registered client with a redirect URI it never registered
 //   registered-confidential  GET /register, a confidential client registered: its secret, once
+//   error-return          a self-registered https client's failed request: an error page with a
+//                         "Return to <host>" link instead of a redirect (RFC 9700 §4.11.2)
 //
 // Each step checks that it reached the page it meant to, so a visit never runs on the wrong page.
 
@@ -28,6 +30,7 @@ export const PAGE_NAMES = [
   'error',
   'error-redirect-uri',
   'registered-confidential',
+  'error-return',
 ];
 
 /** The text of the page's h1. */
@@ -113,6 +116,19 @@ export async function walkEveryPage(env, page, visit) {
   assert.equal(await page.getByText('Client secret', { exact: true }).count(), 1);
   assert.equal(await page.getByRole('link', { name: /Retry the sign-in/ }).count(), 0);
   await visit('registered-confidential', page);
+
+  // error-return: a web client that registered itself, and a request it got wrong
+  const web = await fetch(`${env.issuer}/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ client_name: 'Web App', redirect_uris: ['https://app.example/landing'], token_endpoint_auth_method: 'none' }),
+  }).then((r) => r.json());
+  res = await page.goto(`${env.issuer}/authorize?client_id=${web.client_id}&response_type=token&state=s1`);
+  assert.equal(res.status(), 400);
+  assert.equal(new URL(page.url()).pathname, '/authorize', 'not redirected');
+  const back = page.getByRole('link', { name: 'Return to app.example' });
+  assert.match(await back.getAttribute('href'), /^https:\/\/app\.example\/landing\?error=unsupported_response_type/);
+  await visit('error-return', page);
 
   return { clientId };
 }

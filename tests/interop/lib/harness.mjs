@@ -8,6 +8,8 @@
 //   env.servedBy()    – requests forwarded to each Doorman process so far (processes = 2)
 //   env.proxyLog()    – which process served each request, in order (processes = 2)
 //   env.logTail()     – the last lines Doorman and Redis printed, for failure messages
+//   env.operatorClient(args) – `doorman clients register …` against the environment's store, as
+//                      an operator does it; returns { client_id, client_secret }
 //   await env.stop()  – stops everything and removes the temporary directory
 //
 // Nothing is shared between environments: each has its own temporary directory, Redis socket,
@@ -262,6 +264,23 @@ function protectedResourceServer(getDocument) {
   });
 }
 
+/**
+ * Registers a client as the operator does: `doorman clients register <args>` on the same
+ * settings (and so the same Redis) as the servers. Parses the credentials it prints once.
+ */
+function operatorClient(configFile, cwd, args) {
+  const out = spawnSync(doormanBinary, ['--config', configFile, 'clients', 'register', ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: cleanEnv({ RUST_LOG: 'warn' }),
+  });
+  if (out.status !== 0) {
+    throw new Error(`doorman clients register failed (status ${out.status}): ${out.stderr || out.stdout}`);
+  }
+  const value = (name) => out.stdout.match(new RegExp(`^${name}:\\s+(\\S+)`, 'm'))?.[1];
+  return { client_id: value('client_id'), client_secret: value('client_secret') };
+}
+
 /** The Doorman settings file for this environment (every key exists in settings/default.toml). */
 function doormanConfig({ issuer, bindPort, redisSocket, keyPrefix }) {
   const q = (s) => JSON.stringify(s); // a JSON string is a valid TOML basic string for these values
@@ -284,6 +303,11 @@ enabled = false
 [login]
 mode = "password"
 users = [{ username = ${q(USER.username)}, password_hash = ${q(passwordHash())} }]
+
+# Reuse of a rotated-out refresh token revokes the family at once here, so the suites can show
+# it without waiting out the grace period for retries (the integration tests cover that).
+[tokens]
+refresh_grace = 0
 `;
 }
 
@@ -373,6 +397,7 @@ export async function startEnvironment({ processes = 1 } = {}) {
     for (const [i, port] of backendPorts.entries()) {
       const configFile = path.join(dir, `doorman-${i}.toml`);
       await writeFile(configFile, doormanConfig({ issuer: env.issuer, bindPort: port, redisSocket, keyPrefix }));
+      if (i === 0) env.operatorClient = (args) => operatorClient(configFile, dir, args);
       const logFile = path.join(dir, `doorman-${i}.log`);
       logFiles.push(logFile);
       const child = startChild(doormanBinary, ['--config', configFile, 'serve'], {

@@ -1,23 +1,17 @@
-// What an MCP server (a resource server) does with Doorman, with plain fetch: register itself as a
-// confidential client for introspection, and introspect bearer tokens (RFC 7662).
+// What an MCP server (a resource server) does with Doorman, with plain fetch: introspect bearer
+// tokens (RFC 7662) with the credentials the operator registered it with.
 
 import assert from 'node:assert/strict';
 
-/** Registers a confidential client that may only use client_credentials and introspection. */
-export async function registerResourceServer(registrationEndpoint, name = 'interop resource server') {
-  const response = await fetch(registrationEndpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({
-      client_name: name,
-      grant_types: ['client_credentials'],
-      token_endpoint_auth_method: 'client_secret_basic',
-    }),
-  });
-  const body = await response.json();
-  assert.equal(response.status, 201, `registration of the resource server: ${JSON.stringify(body)}`);
-  assert.ok(body.client_id && body.client_secret, 'a confidential client gets a client_id and a client_secret');
-  return body;
+/**
+ * The resource server's client, registered by the operator (`doorman clients register
+ * --resource-server`): only the operator's resource servers may introspect.
+ */
+export function registerResourceServer(env, name = 'interop resource server', resources = [env.resource]) {
+  const args = ['--name', name, '--resource-server', ...resources.flatMap((r) => ['--resource', r])];
+  const client = env.operatorClient(args);
+  assert.ok(client.client_id && client.client_secret, 'a resource server gets a client_id and a client_secret');
+  return client;
 }
 
 /** client_secret_basic: both parts form-urlencoded, then base64 (RFC 6749 §2.3.1). */
