@@ -141,6 +141,51 @@ pub async fn register(
     Ok(created)
 }
 
+/// Lists the applications `username` allowed, one line each.
+pub async fn list_grants(
+    state: &AppState,
+    username: &str,
+    out: &mut impl Write,
+) -> Result<usize, AdminError> {
+    let ctx = state.ctx();
+    let grants = crate::flows::grants::of(&ctx, username)
+        .await
+        .map_err(AdminError::Flow)?;
+    writeln!(
+        out,
+        "{:<24} {:<12} {:<12} {:<28} RESOURCE",
+        "CLIENT_ID", "FIRST_USE", "LAST_USE", "SCOPES"
+    )?;
+    for g in &grants {
+        writeln!(
+            out,
+            "{:<24} {:<12} {:<12} {:<28} {}",
+            g.client_id,
+            g.first_use,
+            g.last_use,
+            g.scopes.join(" "),
+            g.resource.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(grants.len())
+}
+
+/// Ends `username`'s grant for `client_id`.
+pub async fn revoke_grant(
+    state: &AppState,
+    username: &str,
+    client_id: &str,
+) -> Result<(), AdminError> {
+    let revoked = crate::flows::grants::revoke(&state.ctx(), username, client_id)
+        .await
+        .map_err(AdminError::Flow)?;
+    if revoked {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(format!("{username}/{client_id}")))
+    }
+}
+
 /// Deletes a client.
 pub async fn delete(state: &AppState, id: &str) -> Result<(), AdminError> {
     if state.store.delete_client(id).await? {

@@ -24,7 +24,7 @@ use actix_web::{App, HttpResponse, HttpServer, guard, web};
 
 use crate::http::negotiate::PrefersHtml;
 use crate::http::ratelimit::Limits;
-use crate::http::{authorize, health, login, metadata as meta_http, register, token};
+use crate::http::{account, authorize, health, login, metadata as meta_http, register, token};
 use crate::metadata::{OPENID_WELL_KNOWN, WELL_KNOWN};
 use crate::render::{Html, Json};
 use crate::settings::Settings;
@@ -169,7 +169,10 @@ fn routes(cfg: &mut web::ServiceConfig, limits: &Limits) {
             web::resource("/consent")
                 .route(web::get().to(login::get_consent))
                 .route(web::post().to(login::post_consent)),
-        );
+        )
+        .route("/account", web::get().to(account::get_account))
+        .route("/account/revoke", web::post().to(account::post_revoke))
+        .route("/account/signout", web::post().to(account::post_sign_out));
     let cors_post = |path: &str, route: actix_web::Route| {
         web::resource(path.to_owned())
             .wrap(cors())

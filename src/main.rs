@@ -33,6 +33,17 @@ enum Command {
     /// Manage registered clients in the configured store.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// See and revoke what people allowed applications to do.
+    #[command(subcommand)]
+    Grants(GrantsCommand),
+}
+
+#[derive(Subcommand)]
+enum GrantsCommand {
+    /// List the applications a person allowed.
+    List { username: String },
+    /// End a person's grant for a client: every token of it stops working.
+    Revoke { username: String, client_id: String },
 }
 
 #[derive(Subcommand)]
@@ -84,6 +95,7 @@ fn main() -> ExitCode {
         Command::Healthcheck => healthcheck(&settings),
         Command::HashPassword => hash_password(),
         Command::Clients(cmd) => clients(settings, cmd),
+        Command::Grants(cmd) => grants(settings, cmd),
     }
 }
 
@@ -122,6 +134,38 @@ fn clients(settings: Settings, cmd: ClientsCommand) -> ExitCode {
             ClientsCommand::Delete { client_id } => {
                 admin::delete(&state, &client_id).await?;
                 println!("deleted {client_id}");
+            }
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("doorman: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn grants(settings: Settings, cmd: GrantsCommand) -> ExitCode {
+    use doorman::admin;
+    let system = actix_web::rt::System::new();
+    let result: Result<(), admin::AdminError> = system.block_on(async move {
+        let store = doorman::store::Store::open(&settings.storage)?;
+        let state =
+            doorman::state::AppState::new(settings, store, doorman::clock::Clock::default());
+        let mut out = std::io::stdout().lock();
+        match cmd {
+            GrantsCommand::List { username } => {
+                let n = admin::list_grants(&state, &username, &mut out).await?;
+                eprintln!("{n} grants");
+            }
+            GrantsCommand::Revoke {
+                username,
+                client_id,
+            } => {
+                admin::revoke_grant(&state, &username, &client_id).await?;
+                println!("revoked {client_id} for {username:?}");
             }
         }
         Ok(())

@@ -131,7 +131,8 @@ pub struct AuthRequest {
     pub resource: Option<String>,
 }
 
-/// An authorization request waiting for sign-in and consent; any process can continue it.
+/// A sign-in in progress: an authorization request waiting for sign-in and consent, or a
+/// sign-in to the account page; any process can continue it.
 /// Stored under the hash of its id, which only the person's browser knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingRequest {
@@ -143,7 +144,8 @@ pub struct PendingRequest {
     /// Wrong passwords so far; at `login.max_failures` the request is gone.
     #[serde(default)]
     pub failures: u32,
-    pub request: AuthRequest,
+    /// The authorization request the sign-in continues; none for a sign-in to the account page.
+    pub request: Option<AuthRequest>,
     /// Seconds since the epoch; checked against the app clock as well as the store's TTL.
     pub expires_at: u64,
 }
@@ -168,6 +170,9 @@ pub struct AuthCode {
     pub expires_at: u64,
     /// The token family this code starts (so a replay can revoke it).
     pub family_id: String,
+    /// The grant it was issued under.
+    #[serde(default)]
+    pub grant_id: Option<String>,
 }
 
 /// Everything issued from one grant: a replayed code or a reused refresh token revokes it.
@@ -186,6 +191,9 @@ pub struct Token {
     pub scopes: Vec<String>,
     pub resource: Option<String>,
     pub family_id: Option<String>,
+    /// The person's grant it was issued under (none for client_credentials).
+    #[serde(default)]
+    pub grant_id: Option<String>,
     pub issued_at: u64,
     pub expires_at: u64,
 }
@@ -197,14 +205,24 @@ pub enum TokenKind {
     Refresh,
 }
 
-/// A person's remembered approval of a client, for one redirect URI (RFC 8252 §8.6: a native
-/// client's identity cannot be proven, so an approval covers only the exact URI approved).
+/// What a person approved for one client: the scopes, the resource, and whether the approval
+/// is remembered (for the exact redirect URI approved: RFC 8252 §8.6, a native client's
+/// identity cannot be proven). Every code and token issued under it names its `id`; revoking
+/// the grant (the account page) removes it, which ends them all at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Consent {
+pub struct Grant {
+    /// Random; a grant revoked and approved again is a new grant.
+    pub id: String,
+    pub client_id: String,
+    /// Every scope approved so far (a step-up adds to them).
     pub scopes: Vec<String>,
     pub resource: Option<String>,
-    #[serde(default)]
+    /// The redirect URI of the remembered approval.
     pub redirect_uri: String,
-    /// Seconds since the epoch; checked against the app clock as well as the store's TTL.
+    /// Until when the approval is remembered (seconds since the epoch); 0 = ask every time.
+    pub remember_until: u64,
+    pub first_use: u64,
+    pub last_use: u64,
+    /// When the grant is forgotten unless used again (the longest a token of it can live).
     pub expires_at: u64,
 }

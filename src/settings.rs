@@ -101,6 +101,8 @@ pub struct Branding {
 pub struct Scopes {
     pub supported: Vec<String>,
     pub default: Vec<String>,
+    /// What each scope lets an application do, in a sentence for the consent page.
+    pub descriptions: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

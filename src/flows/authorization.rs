@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use super::guard::Refused;
 use super::sessions::{self, BROWSER_COOKIE, NewSession, SignedIn};
-use super::{Browser, Ctx, Kind, Problem, clients};
+use super::{Browser, Ctx, Kind, Problem, clients, grants};
 use crate::oauth::authorize::{self, ClientLookup, Outcome, Rules, UnknownReason};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::redirect_uri::{self, UriKind};
 use crate::oauth::target::Policy;
-use crate::records::{AuthCode, AuthRequest, Client, Consent, PendingRequest};
+use crate::records::{AuthCode, AuthRequest, Client, Grant, PendingRequest};
 use crate::secret;
 use crate::settings::LoginMode;
 use crate::store::Backend;
@@ -43,8 +43,8 @@ pub enum Next {
     },
     /// The person must sign in, or decide.
     Ask(Box<Prompt>),
-    /// Signed in: on to the consent page at this URL.
-    Consent(String),
+    /// Signed in: on to this page (the consent page, or the account page).
+    Continue(String),
 }
 
 /// What an authorization step answers: where to go next, a session to start in the browser
@@ -80,12 +80,13 @@ pub struct Redirect {
     pub after_form: bool,
 }
 
-/// A page for the person: which request, which client, and what is asked.
+/// A page for the person: which request, which client (none when signing in to the account
+/// page), and what is asked.
 #[derive(Debug, Clone)]
 pub struct Prompt {
     pub request_id: String,
     pub pending: PendingRequest,
-    pub client: Client,
+    pub client: Option<Client>,
     pub step: Step,
 }
 
@@ -95,8 +96,13 @@ pub enum Step {
         username: String,
         failure: Option<SignInFailure>,
     },
-    /// `csrf` is bound to the session the page is shown to.
-    Consent { username: String, csrf: String },
+    /// `csrf` is bound to the session the page is shown to; `previous` is what the person
+    /// approved for this client before, if anything.
+    Consent {
+        username: String,
+        csrf: String,
+        previous: Option<Grant>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,9 +202,11 @@ async fn proceed(
         new_session = Some(c);
     }
     if let Some(s) = &signed_in
-        && remembered(ctx, &s.session.username, &request).await?
+        && let Some(grant) = grants::remembered(ctx, &s.session.username, &request).await?
     {
-        let redirect = code_redirect(ctx, &client, &request, &s.session.username, false).await?;
+        let username = &s.session.username;
+        grants::touch(ctx, username, &grant).await?;
+        let redirect = code_redirect(ctx, &client, &request, username, &grant, false).await?;
         return Ok(Answer {
             next: redirect,
             session: new_session,
@@ -213,20 +221,10 @@ async fn proceed(
             (b.clone(), Some(b))
         }
     };
-    let request_id = secret::random_token();
-    let pending = PendingRequest {
-        csrf: secret::random_token(),
-        browser: secret::hash(&binding),
-        failures: 0,
-        request,
-        expires_at: ctx.now + PENDING_TTL,
-    };
-    ctx.store
-        .put_pending(&request_id, &pending, Duration::from_secs(PENDING_TTL))
-        .await?;
+    let (request_id, pending) = new_pending(ctx, &binding, Some(request)).await?;
     let prompt = match &signed_in {
-        Some(s) => consent_prompt(request_id, pending, client, s),
-        None => sign_in_prompt(request_id, pending, client, String::new(), None),
+        Some(s) => consent_prompt(ctx, request_id, pending, client, s).await?,
+        None => sign_in_prompt(request_id, pending, Some(client), String::new(), None),
     };
     Ok(Answer {
         next: Next::Ask(Box::new(prompt)),
@@ -235,10 +233,31 @@ async fn proceed(
     })
 }
 
-fn sign_in_prompt(
+/// Stores a new pending sign-in for the browser with `binding`, continuing `request` (or, with
+/// none, a sign-in to the account page).
+pub(super) async fn new_pending(
+    ctx: &Ctx<'_>,
+    binding: &str,
+    request: Option<AuthRequest>,
+) -> Result<(String, PendingRequest), Problem> {
+    let request_id = secret::random_token();
+    let pending = PendingRequest {
+        csrf: secret::random_token(),
+        browser: secret::hash(binding),
+        failures: 0,
+        request,
+        expires_at: ctx.now + PENDING_TTL,
+    };
+    ctx.store
+        .put_pending(&request_id, &pending, Duration::from_secs(PENDING_TTL))
+        .await?;
+    Ok((request_id, pending))
+}
+
+pub(super) fn sign_in_prompt(
     request_id: String,
     pending: PendingRequest,
-    client: Client,
+    client: Option<Client>,
     username: String,
     failure: Option<SignInFailure>,
 ) -> Prompt {
@@ -257,37 +276,26 @@ fn consent_csrf(pending: &PendingRequest, session_id: &str) -> String {
     secret::hash(&format!("{}:{session_id}", pending.csrf))
 }
 
-fn consent_prompt(
+async fn consent_prompt(
+    ctx: &Ctx<'_>,
     request_id: String,
     pending: PendingRequest,
     client: Client,
     signed_in: &SignedIn,
-) -> Prompt {
+) -> Result<Prompt, Problem> {
     let csrf = consent_csrf(&pending, &signed_in.id);
-    Prompt {
+    let username = &signed_in.session.username;
+    let previous = grants::current(ctx, username, &client.client_id).await?;
+    Ok(Prompt {
         request_id,
         pending,
-        client,
+        client: Some(client),
         step: Step::Consent {
-            username: signed_in.session.username.clone(),
+            username: username.clone(),
             csrf,
+            previous,
         },
-    }
-}
-
-async fn remembered(ctx: &Ctx<'_>, username: &str, request: &AuthRequest) -> Result<bool, Problem> {
-    if ctx.settings.login.remember_consent_days == 0 {
-        return Ok(false);
-    }
-    let consent = ctx.store.consent(username, &request.client_id).await?;
-    // Only for the exact redirect URI approved, port included: a public native client's
-    // identity cannot be proven (RFC 8252 §8.6), and another port may be another program.
-    Ok(consent.is_some_and(|c| {
-        c.expires_at > ctx.now
-            && c.redirect_uri == request.redirect_uri
-            && c.resource == request.resource
-            && request.scopes.iter().all(|s| c.scopes.contains(s))
-    }))
+    })
 }
 
 /// A redirect carrying an error (RFC 6749 §4.1.2.1), with `state` and `iss` (RFC 9207).
@@ -326,12 +334,14 @@ fn redirect(
     }
 }
 
-/// Issues a single-use code bound to the request (docs/behaviour.md §4) and redirects with it.
+/// Issues a single-use code bound to the request and the grant (docs/behaviour.md §4) and
+/// redirects with it.
 async fn code_redirect(
     ctx: &Ctx<'_>,
     client: &Client,
     request: &AuthRequest,
     username: &str,
+    grant: &Grant,
     after_form: bool,
 ) -> Result<Next, Problem> {
     clients::mark_used(ctx, client).await?;
@@ -347,6 +357,7 @@ async fn code_redirect(
         username: username.to_owned(),
         expires_at: ctx.now + ttl,
         family_id: secret::random_id(),
+        grant_id: Some(grant.id.clone()),
     };
     ctx.store
         .put_code(&code, &record, Duration::from_secs(ttl))
@@ -394,13 +405,13 @@ fn other_browser() -> Problem {
     )
 }
 
-/// The pending request named by a form (or a query) and its client, if `browser` is the one
-/// that started it. The caller checks the CSRF token, as it knows what the token is bound to.
-async fn pending_and_client(
+/// The pending request named by a form (or a query), if `browser` is the one that started it.
+/// The caller checks the CSRF token, as it knows what the token is bound to.
+async fn bound_pending(
     ctx: &Ctx<'_>,
     id: &str,
     browser: &Browser<'_>,
-) -> Result<(PendingRequest, Client), Problem> {
+) -> Result<PendingRequest, Problem> {
     let pending = load_pending(ctx, id).await?;
     if !browser
         .cookie(BROWSER_COOKIE)
@@ -408,13 +419,43 @@ async fn pending_and_client(
     {
         return Err(other_browser());
     }
-    match ctx.store.client(&pending.request.client_id).await? {
-        Some(c) => Ok((pending, c)),
+    Ok(pending)
+}
+
+/// The client a pending request is for (none for a sign-in to the account page).
+async fn client_of(ctx: &Ctx<'_>, pending: &PendingRequest) -> Result<Option<Client>, Problem> {
+    let Some(request) = &pending.request else {
+        return Ok(None);
+    };
+    match ctx.store.client(&request.client_id).await? {
+        Some(c) => Ok(Some(c)),
         None => Err(Problem::new(
             Kind::Request,
             ErrorCode::InvalidClient,
             "The application's registration was deleted while you were signing in.",
         )),
+    }
+}
+
+/// The pending authorization request named by a form (or a query), its request and client.
+async fn pending_and_client(
+    ctx: &Ctx<'_>,
+    id: &str,
+    browser: &Browser<'_>,
+) -> Result<(PendingRequest, AuthRequest, Client), Problem> {
+    let pending = bound_pending(ctx, id, browser).await?;
+    match (pending.request.clone(), client_of(ctx, &pending).await?) {
+        (Some(request), Some(client)) => Ok((pending, request, client)),
+        _ => Err(expired_request()),
+    }
+}
+
+/// Where a signed-in person goes on: the consent page of the authorization request, or the
+/// account page for a sign-in that came from there.
+pub fn after_sign_in(ctx: &Ctx<'_>, request_id: &str, pending: &PendingRequest) -> String {
+    match pending.request {
+        Some(_) => format!("{}/consent?request={request_id}", ctx.endpoints.issuer),
+        None => format!("{}/account", ctx.endpoints.issuer),
     }
 }
 
@@ -466,13 +507,17 @@ pub async fn sign_in(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) ->
     if !browser.form_is_ours(&ctx.endpoints.origin) {
         return forged_form().into();
     }
-    let (pending, client) = match pending_and_client(ctx, request_id, browser).await {
+    let pending = match bound_pending(ctx, request_id, browser).await {
         Ok(p) => p,
         Err(p) => return p.into(),
     };
     if !csrf_ok(form, &pending.csrf) {
         return forged_form().into();
     }
+    let client = match client_of(ctx, &pending).await {
+        Ok(c) => c,
+        Err(p) => return p.into(),
+    };
     let username = form.get("username").unwrap_or("").trim();
     let password = form.get("password").unwrap_or("");
     let checked = match ctx.guard.admit(browser.address, username) {
@@ -486,10 +531,7 @@ pub async fn sign_in(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) ->
     }
     match sessions::start(ctx, username).await {
         Ok((_, session)) => Answer {
-            next: Next::Consent(format!(
-                "{}/consent?request={request_id}",
-                ctx.endpoints.issuer
-            )),
+            next: Next::Continue(after_sign_in(ctx, request_id, &pending)),
             session: Some(session),
             browser: None,
         },
@@ -502,7 +544,7 @@ async fn wrong_password(
     ctx: &Ctx<'_>,
     request_id: &str,
     mut pending: PendingRequest,
-    client: Client,
+    client: Option<Client>,
     username: &str,
 ) -> Answer {
     pending.failures += 1;
@@ -537,11 +579,11 @@ async fn wrong_password(
 /// `GET /consent?request=…`: the consent page for a signed-in person, else the sign-in page.
 pub async fn consent(ctx: &Ctx<'_>, request_id: &str, browser: &Browser<'_>) -> Answer {
     let result = async {
-        let (pending, client) = pending_and_client(ctx, request_id, browser).await?;
+        let (pending, _, client) = pending_and_client(ctx, request_id, browser).await?;
         let id = request_id.to_owned();
         Ok::<_, Problem>(match sessions::current(ctx, browser).await? {
-            Some(s) => consent_prompt(id, pending, client, &s),
-            None => sign_in_prompt(id, pending, client, String::new(), None),
+            Some(s) => consent_prompt(ctx, id, pending, client, &s).await?,
+            None => sign_in_prompt(id, pending, Some(client), String::new(), None),
         })
     };
     match result.await {
@@ -558,12 +600,12 @@ pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) -> 
             return Err(forged_form());
         }
         let request_id = form.get("request").unwrap_or("");
-        let (pending, client) = pending_and_client(ctx, request_id, browser).await?;
+        let (pending, request, client) = pending_and_client(ctx, request_id, browser).await?;
         let Some(signed_in) = sessions::current(ctx, browser).await? else {
             return Ok(Next::Ask(Box::new(sign_in_prompt(
                 request_id.to_owned(),
                 pending,
-                client,
+                Some(client),
                 String::new(),
                 Some(SignInFailure::SignInAgain),
             ))));
@@ -574,7 +616,7 @@ pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) -> 
         if ctx.store.take_pending(request_id).await?.is_none() {
             return Err(expired_request());
         }
-        let request = &pending.request;
+        let request = &request;
         let username = &signed_in.session.username;
         if form.get("decision") != Some("approve") {
             let error = OAuthError::new(ErrorCode::AccessDenied, "The person denied the request.");
@@ -586,24 +628,8 @@ pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) -> 
                 true,
             ));
         }
-        let days = ctx.settings.login.remember_consent_days;
-        if days > 0 {
-            let consent = Consent {
-                scopes: request.scopes.clone(),
-                resource: request.resource.clone(),
-                redirect_uri: request.redirect_uri.clone(),
-                expires_at: ctx.now + days * 86_400,
-            };
-            ctx.store
-                .put_consent(
-                    username,
-                    &request.client_id,
-                    &consent,
-                    Duration::from_secs(days * 86_400),
-                )
-                .await?;
-        }
-        code_redirect(ctx, &client, request, username, true).await
+        let grant = grants::approve(ctx, username, request).await?;
+        code_redirect(ctx, &client, request, username, &grant, true).await
     };
     match result.await {
         Ok(next) => next.into(),

@@ -3,8 +3,10 @@
 //! revoke, introspect) and sessions. They take parsed input and return typed outcomes; they
 //! know nothing of actix or HTTP. Handlers call one flow and hand its outcome to a renderer.
 
+pub mod account;
 pub mod authorization;
 pub mod clients;
+pub mod grants;
 pub mod guard;
 pub mod sessions;
 pub mod tokens;

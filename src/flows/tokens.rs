@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Ctx, Kind, Problem};
+use super::{Ctx, Kind, Problem, grants as person};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::grants::{self, Credentials};
 use crate::oauth::params::Params;
@@ -129,28 +129,37 @@ fn require_grant(client: &Client, grant: &str) -> Result<(), Problem> {
     }
 }
 
+/// What a new access token is for: everything of its record but its times.
+struct For<'a> {
+    subject: &'a str,
+    scopes: &'a [String],
+    resource: Option<&'a str>,
+    family_id: Option<&'a str>,
+    grant_id: Option<&'a str>,
+}
+
 /// Issues an access token, and a refresh token when the grant belongs to a family that may
 /// refresh (`refresh_scopes`).
 async fn issue(
     ctx: &Ctx<'_>,
     client: &Client,
-    subject: &str,
-    access_scopes: &[String],
+    access: For<'_>,
     refresh_scopes: Option<&[String]>,
-    resource: Option<&str>,
-    family_id: Option<&str>,
 ) -> Result<Issued, Problem> {
     let t = &ctx.settings.tokens;
-    let access = secret::random_token();
+    let family_id = access.family_id;
+    let access_scopes = access.scopes;
     let record = Token {
         client_id: client.client_id.clone(),
-        subject: subject.to_owned(),
+        subject: access.subject.to_owned(),
         scopes: access_scopes.to_vec(),
-        resource: resource.map(str::to_owned),
+        resource: access.resource.map(str::to_owned),
         family_id: family_id.map(str::to_owned),
+        grant_id: access.grant_id.map(str::to_owned),
         issued_at: ctx.now,
         expires_at: ctx.now + t.access_ttl,
     };
+    let access = secret::random_token();
     ctx.store
         .put_token(
             TokenKind::Access,
@@ -252,17 +261,43 @@ async fn exchange_code(
         Taken::Missing => return Err(invalid_code()),
     };
     grants::check_code(&record, &client.client_id, params, ctx.now).map_err(Problem::request)?;
+    still_granted(ctx, &record.username, client, record.grant_id.as_deref()).await?;
     let refresh = client.metadata.has_grant(GRANT_REFRESH_TOKEN);
+    let access = For {
+        subject: &record.username,
+        scopes: &record.scopes,
+        resource: record.resource.as_deref(),
+        family_id: Some(&record.family_id),
+        grant_id: record.grant_id.as_deref(),
+    };
     issue(
         ctx,
         client,
-        &record.username,
-        &record.scopes,
+        access,
         refresh.then_some(record.scopes.as_slice()),
-        record.resource.as_deref(),
-        Some(&record.family_id),
     )
     .await
+}
+
+/// A person's grant the code or refresh token was issued under must still be in force: the
+/// person may have revoked the application on the account page (docs/behaviour.md §15).
+/// Notes the use on the grant.
+async fn still_granted(
+    ctx: &Ctx<'_>,
+    username: &str,
+    client: &Client,
+    grant_id: Option<&str>,
+) -> Result<(), Problem> {
+    let Some(grant_id) = grant_id else {
+        return Ok(());
+    };
+    match person::alive(ctx, username, &client.client_id, grant_id).await? {
+        Some(grant) => person::touch(ctx, username, &grant).await,
+        None => Err(invalid(
+            ErrorCode::InvalidGrant,
+            "The person revoked this application's access; ask them to authorize it again.",
+        )),
+    }
 }
 
 /// RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every check that can fail runs before the
@@ -327,17 +362,16 @@ async fn refresh(ctx: &Ctx<'_>, client: &Client, params: &Params<'_>) -> Result<
     if !family_active(ctx, Some(&family_id)).await? {
         return Err(invalid_token());
     }
+    still_granted(ctx, &record.subject, client, record.grant_id.as_deref()).await?;
     let refresh_scopes = target::within_client(&record.scopes, client);
-    issue(
-        ctx,
-        client,
-        &record.subject,
-        &scopes,
-        Some(&refresh_scopes),
-        record.resource.as_deref(),
-        Some(&family_id),
-    )
-    .await
+    let access = For {
+        subject: &record.subject,
+        scopes: &scopes,
+        resource: record.resource.as_deref(),
+        family_id: Some(&family_id),
+        grant_id: record.grant_id.as_deref(),
+    };
+    issue(ctx, client, access, Some(&refresh_scopes)).await
 }
 
 /// RFC 6749 §4.4: a confidential client's own access token; no refresh token.
@@ -375,16 +409,34 @@ async fn client_credentials(
         false,
     )
     .map_err(Problem::request)?;
-    issue(
-        ctx,
-        client,
-        &client.client_id,
-        &target.scopes,
-        None,
-        target.resource.as_deref(),
-        None,
-    )
-    .await
+    let access = For {
+        subject: &client.client_id,
+        scopes: &target.scopes,
+        resource: target.resource.as_deref(),
+        family_id: None,
+        grant_id: None,
+    };
+    issue(ctx, client, access, None).await
+}
+
+/// Whether a token is in force: not expired, its family not revoked, its client still
+/// registered, and the person's grant it was issued under not revoked.
+pub async fn active(ctx: &Ctx<'_>, t: &Token) -> Result<bool, Problem> {
+    if t.expires_at <= ctx.now || !family_active(ctx, t.family_id.as_deref()).await? {
+        return Ok(false);
+    }
+    let Some(client) = ctx.store.client(&t.client_id).await? else {
+        return Ok(false);
+    };
+    if !client.is_current(ctx.now) {
+        return Ok(false);
+    }
+    match &t.grant_id {
+        Some(id) => Ok(person::alive(ctx, &t.subject, &t.client_id, id)
+            .await?
+            .is_some()),
+        None => Ok(true),
+    }
 }
 
 /// Finds a token by value: access first, then refresh (or the other way round by hint; an
@@ -472,15 +524,7 @@ pub async fn introspect(
         || t.resource
             .as_deref()
             .is_some_and(|r| server.resources.iter().any(|s| s == r));
-    if t.expires_at <= ctx.now
-        || !served
-        || !family_active(ctx, t.family_id.as_deref()).await?
-        || !ctx
-            .store
-            .client(&t.client_id)
-            .await?
-            .is_some_and(|c| c.is_current(ctx.now))
-    {
+    if !served || !active(ctx, &t).await? {
         return Ok(Introspection::default());
     }
     Ok(Introspection {

@@ -1,6 +1,7 @@
 //! HTTP handlers, one file per endpoint family, thin: read the request, call one flow, hand
 //! its outcome to the renderer the route guard chose.
 
+pub mod account;
 pub mod authorize;
 pub mod health;
 pub mod login;

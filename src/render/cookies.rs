@@ -16,6 +16,8 @@ pub struct Cookies {
     prefix: &'static str,
     csrf: String,
     session: String,
+    /// The session cookie's attributes with `Max-Age=0`: what removes it.
+    session_removal: String,
     browser: String,
 }
 
@@ -51,6 +53,8 @@ impl Cookies {
                 i64::try_from(session_ttl).unwrap_or(i64::MAX),
             ))
             .finish();
+        let mut removal = session.clone();
+        removal.make_removal();
         // Ties a sign-in to the browser that started it; only ever needed on this site's own
         // pages and forms, so never sent on a request another site starts (login CSRF).
         let browser = Cookie::build(BROWSER, "")
@@ -63,6 +67,7 @@ impl Cookies {
             prefix: ep.cookie_prefix,
             csrf: attributes(csrf),
             session: attributes(session),
+            session_removal: attributes(removal),
             browser: attributes(browser),
         }
     }
@@ -75,6 +80,11 @@ impl Cookies {
     /// `Set-Cookie` for a session.
     pub fn session(&self, value: &str) -> Option<HeaderValue> {
         header(self.prefix, SESSION, value, &self.session)
+    }
+
+    /// `Set-Cookie` that removes the session cookie (sign-out).
+    pub fn session_removal(&self) -> Option<HeaderValue> {
+        header(self.prefix, SESSION, "", &self.session_removal)
     }
 
     /// `Set-Cookie` for a browser binding.

@@ -7,19 +7,21 @@ use actix_web::http::{StatusCode, header};
 use sailfish::TemplateSimple;
 
 use super::pages::{
-    ConsentPage, ErrorPage, Escaped, LoginPage, RegisterForm, RegisterPage, RegisteredPage,
-    UnregisteredPage,
+    AccountPage, AppLine, ConsentPage, ErrorPage, Escaped, LoginPage, RegisterForm, RegisterPage,
+    RegisteredPage, ScopeLine, SignedOutPage, UnregisteredPage,
 };
 use super::{
     NO_CACHE, NO_STORE, Page, Renderer, Unregistered, VARY_ACCEPT, answer, json, retry_after,
     status,
 };
+use crate::flows::account;
 use crate::flows::authorization::{Answer, Next, Prompt, Redirect, SignInFailure, Step};
 use crate::flows::clients::{FormCreated, FormFields, Refusal};
 use crate::flows::{Kind, Problem};
 use crate::oauth::authorize::UnknownReason;
 use crate::oauth::errors::ErrorCode;
 use crate::oauth::register::Field;
+use crate::records::Client;
 
 pub struct Html;
 
@@ -223,6 +225,57 @@ fn consent_csp(redirect_uri: &str) -> String {
     }
 }
 
+/// The lines of `scopes` as a person reads them; with `before` (what was approved earlier),
+/// the ones asked beyond it are marked new.
+fn scope_lines(page: &Page, scopes: &[String], before: Option<&[String]>) -> Vec<ScopeLine> {
+    scopes
+        .iter()
+        .map(|s| ScopeLine {
+            name: s.clone(),
+            description: page.scope_descriptions.get(s).cloned(),
+            new: before.is_some_and(|b| !b.contains(s)),
+        })
+        .collect()
+}
+
+/// A resource as people read it: host and path (`mcp.example.com/mcp`).
+fn resource_shown(resource: &str) -> String {
+    match url::Url::parse(resource) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or_default();
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let path = if u.path() == "/" { "" } else { u.path() };
+            format!("{host}{port}{path}")
+        }
+        Err(_) => resource.to_owned(),
+    }
+}
+
+/// The host of a client_id that is an https URL (a metadata document vouches for the client).
+fn url_host(client_id: &str) -> Option<&str> {
+    let rest = client_id.strip_prefix("https://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then_some(host)
+}
+
+/// A day, `2026-11-28`, from seconds since the epoch (UTC).
+fn date(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| actix_web::cookie::time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .map_or_else(String::new, |t| t.date().to_string())
+}
+
+/// The plain 500 page for a state that cannot happen (never a panic).
+fn page_failed_plain(what: &str) -> HttpResponse {
+    log::error!("cannot render {what}");
+    answer(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        page_headers(),
+        "<!DOCTYPE html><title>Error</title><p>The page could not be rendered.</p>",
+    )
+}
+
 /// Where the person goes after deciding, as shown: scheme and host.
 fn redirect_host(redirect_uri: &str) -> String {
     url::Url::parse(redirect_uri)
@@ -253,7 +306,7 @@ impl Html {
                 location,
                 after_form,
             }) => redirect(location, *after_form),
-            Next::Consent(location) => redirect(location, true),
+            Next::Continue(location) => redirect(location, true),
             Next::Ask(prompt) => Self::prompt(page, prompt),
             Next::Stopped {
                 problem,
@@ -272,7 +325,7 @@ impl Html {
 
     /// The sign-in or the consent page.
     fn prompt(page: &Page, prompt: &Prompt) -> HttpResponse {
-        let client = &prompt.client;
+        let client = prompt.client.as_ref();
         match &prompt.step {
             Step::SignIn { username, failure } => {
                 let action = format!("{}/login", page.endpoints.issuer);
@@ -292,7 +345,7 @@ impl Html {
                         c: &page.chrome,
                         title: "Sign in",
                         action: &action,
-                        client_name: client.display_name(),
+                        client_name: client.map(Client::display_name),
                         request_id: &prompt.request_id,
                         csrf: &prompt.pending.csrf,
                         username,
@@ -300,9 +353,21 @@ impl Html {
                     },
                 )
             }
-            Step::Consent { username, csrf } => {
-                let r = &prompt.pending.request;
+            Step::Consent {
+                username,
+                csrf,
+                previous,
+            } => {
+                let (Some(client), Some(r)) = (client, &prompt.pending.request) else {
+                    return page_failed_plain("a consent page without its request");
+                };
                 let action = format!("{}/consent", page.endpoints.issuer);
+                let account = format!("{}/account", page.endpoints.issuer);
+                let before = previous
+                    .as_ref()
+                    .map(|g| g.scopes.as_slice())
+                    .unwrap_or(&[]);
+                let scopes = scope_lines(page, &r.scopes, previous.as_ref().map(|_| before));
                 let mut res = render(
                     StatusCode::OK,
                     ConsentPage {
@@ -311,10 +376,14 @@ impl Html {
                         action: &action,
                         client_name: client.display_name(),
                         client_id: &client.client_id,
+                        vouched_by: url_host(&client.client_id),
                         username,
                         redirect_host: redirect_host(&r.redirect_uri),
-                        scopes: &r.scopes,
-                        resource: r.resource.as_deref(),
+                        step_up: scopes.iter().any(|s| s.new),
+                        scopes,
+                        resource: r.resource.as_deref().map(resource_shown),
+                        approved_on: previous.as_ref().map(|g| date(g.first_use)),
+                        account: &account,
                         request_id: &prompt.request_id,
                         csrf,
                     },
@@ -325,6 +394,60 @@ impl Html {
                 }
                 res
             }
+        }
+    }
+
+    /// The account page, or what it answers instead (docs/behaviour.md §15).
+    pub fn account(page: &Page, outcome: &account::Outcome) -> HttpResponse {
+        match outcome {
+            account::Outcome::Show(a) => {
+                let apps = a
+                    .apps
+                    .iter()
+                    .map(|app| AppLine {
+                        client_id: app.client_id.clone(),
+                        name: app
+                            .name
+                            .clone()
+                            .unwrap_or_else(|| "A deleted application".to_owned()),
+                        host: app.host.clone(),
+                        scopes: scope_lines(page, &app.scopes, None),
+                        resource: app.resource.as_deref().map(resource_shown),
+                        first_use: date(app.first_use),
+                        last_use: date(app.last_use),
+                    })
+                    .collect();
+                let revoke = format!("{}/account/revoke", page.endpoints.issuer);
+                let signout = format!("{}/account/signout", page.endpoints.issuer);
+                render(
+                    StatusCode::OK,
+                    AccountPage {
+                        c: &page.chrome,
+                        title: "Your connected applications",
+                        username: &a.username,
+                        apps,
+                        revoked: a.revoked.as_deref(),
+                        csrf: &a.csrf,
+                        revoke_action: &revoke,
+                        signout_action: &signout,
+                    },
+                )
+            }
+            account::Outcome::SignIn(answer) => Self::answer(page, answer),
+            account::Outcome::Back(location) => redirect(location, true),
+            account::Outcome::SignedOut(location) => {
+                let mut res = render(
+                    StatusCode::OK,
+                    SignedOutPage {
+                        c: &page.chrome,
+                        title: "Signed out",
+                        account: location,
+                    },
+                );
+                set_cookie(&mut res, page.cookies.session_removal());
+                res
+            }
+            account::Outcome::Refused(p) => Self::problem(page, p),
         }
     }
 

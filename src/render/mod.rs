@@ -50,6 +50,8 @@ pub struct Page {
     pub json: json::UnregisteredJson,
     pub html: html::UnregisteredTexts,
     pub cookies: cookies::Cookies,
+    /// `scopes.descriptions`.
+    pub scope_descriptions: std::collections::HashMap<String, String>,
 }
 
 impl Page {
@@ -74,6 +76,7 @@ impl Page {
             name: settings.branding.name.clone(),
             form_shown,
             needs_initial_token: !settings.registration.initial_access_token.is_empty(),
+            scope_descriptions: settings.scopes.descriptions.clone(),
             endpoints: ep.clone(),
         }
     }

@@ -128,11 +128,21 @@ pub struct LoginPage<'a> {
     pub c: &'a Chrome,
     pub title: &'a str,
     pub action: &'a str,
-    pub client_name: &'a str,
+    /// None when signing in to the account page.
+    pub client_name: Option<&'a str>,
     pub request_id: &'a str,
     pub csrf: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+}
+
+/// A scope as a person reads it: its name, the sentence from `scopes.descriptions`, and
+/// whether it is asked beyond what the person approved before.
+#[derive(Debug, Clone)]
+pub struct ScopeLine {
+    pub name: String,
+    pub description: Option<String>,
+    pub new: bool,
 }
 
 #[derive(TemplateSimple)]
@@ -143,12 +153,53 @@ pub struct ConsentPage<'a> {
     pub action: &'a str,
     pub client_name: &'a str,
     pub client_id: &'a str,
+    /// For a client identified by a URL, the host that vouches for it.
+    pub vouched_by: Option<&'a str>,
     pub username: &'a str,
     pub redirect_host: String,
-    pub scopes: &'a [String],
-    pub resource: Option<&'a str>,
+    pub scopes: Vec<ScopeLine>,
+    /// The resource, as host and path.
+    pub resource: Option<String>,
+    /// When the person approved this client before, if they did.
+    pub approved_on: Option<String>,
+    /// Whether more is asked than last time.
+    pub step_up: bool,
+    pub account: &'a str,
     pub request_id: &'a str,
     pub csrf: &'a str,
+}
+
+/// One application on the account page, as shown.
+#[derive(Debug, Clone)]
+pub struct AppLine {
+    pub client_id: String,
+    pub name: String,
+    pub host: Option<String>,
+    pub scopes: Vec<ScopeLine>,
+    pub resource: Option<String>,
+    pub first_use: String,
+    pub last_use: String,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "account.stpl")]
+pub struct AccountPage<'a> {
+    pub c: &'a Chrome,
+    pub title: &'a str,
+    pub username: &'a str,
+    pub apps: Vec<AppLine>,
+    pub revoked: Option<&'a str>,
+    pub csrf: &'a str,
+    pub revoke_action: &'a str,
+    pub signout_action: &'a str,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "signed_out.stpl")]
+pub struct SignedOutPage<'a> {
+    pub c: &'a Chrome,
+    pub title: &'a str,
+    pub account: &'a str,
 }
 
 #[cfg(test)]

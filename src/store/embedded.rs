@@ -109,6 +109,16 @@ enum Op {
         stamp: u64,
         mark_ttl: Duration,
     },
+    MapSet {
+        key: String,
+        field: String,
+        value: Vec<u8>,
+        ttl: Duration,
+    },
+    MapRemove {
+        key: String,
+        field: String,
+    },
     /// Removes those of `keys` that are (still) expired.
     Expire {
         keys: Vec<String>,
@@ -335,6 +345,45 @@ impl Kv for EmbeddedStore {
         }
     }
 
+    async fn map_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let op = Op::MapSet {
+            key: key.to_owned(),
+            field: field.to_owned(),
+            value: value.to_vec(),
+            ttl,
+        };
+        self.write(op).await.map(|_| ())
+    }
+
+    async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .get(key)
+            .await?
+            .and_then(|v| kv::decode_map(&v).remove(field)))
+    }
+
+    async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .get(key)
+            .await?
+            .map(|v| kv::decode_map(&v).into_iter().collect())
+            .unwrap_or_default())
+    }
+
+    async fn map_remove(&self, key: &str, field: &str) -> Result<bool, StoreError> {
+        let op = Op::MapRemove {
+            key: key.to_owned(),
+            field: field.to_owned(),
+        };
+        Ok(matches!(self.write(op).await?, Done::Written(true)))
+    }
+
     async fn scan(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let db = self.db.clone();
         let prefix = prefix.to_owned();
@@ -481,6 +530,40 @@ fn apply(table: &mut Table<&str, &[u8]>, op: &Op, now: u64) -> Result<Done, redb
                 )?;
             }
             Done::Once(once)
+        }
+        Op::MapSet {
+            key,
+            field,
+            value,
+            ttl,
+        } => {
+            let mut fields = table
+                .get(key.as_str())?
+                .and_then(|v| decode(v.value(), now))
+                .map(|v| kv::decode_map(&v))
+                .unwrap_or_default();
+            fields.insert(field.clone(), value.clone());
+            let raw = encode_at(&kv::encode_map(&fields), Some(*ttl), now);
+            table.insert(key.as_str(), raw.as_slice())?;
+            Done::Set
+        }
+        Op::MapRemove { key, field } => {
+            let current = table.get(key.as_str())?.and_then(|v| {
+                let raw = v.value();
+                let exp = raw.get(..8).map(|e| e.to_vec());
+                decode(raw, now).map(|payload| (exp, payload))
+            });
+            let Some((Some(exp), payload)) = current else {
+                return Ok(Done::Written(false));
+            };
+            let mut fields = kv::decode_map(&payload);
+            let removed = fields.remove(field).is_some();
+            if removed {
+                let mut raw = exp;
+                raw.extend_from_slice(&kv::encode_map(&fields));
+                table.insert(key.as_str(), raw.as_slice())?;
+            }
+            Done::Written(removed)
         }
         Op::Expire { keys } => {
             let mut removed = 0;

@@ -28,8 +28,9 @@ pub fn token(kind: TokenKind, token: &str) -> String {
 pub fn family(id: &str) -> String {
     format!("family:{id}")
 }
-pub fn consent(username: &str, client_id: &str) -> String {
-    format!("consent:{client_id}:{}", hash(username))
+/// A person's grants: one map, a field per client.
+pub fn grants(username: &str) -> String {
+    format!("grants:{}", hash(username))
 }
 pub fn server_secret(name: &str) -> String {
     format!("meta:{name}")

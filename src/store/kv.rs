@@ -48,6 +48,20 @@ pub trait Kv {
         stamp: u64,
         mark_ttl: Duration,
     ) -> Result<Once, StoreError>;
+    /// A map under one key (a Redis hash): sets `field` to `value` and makes the whole map
+    /// live `ttl` from now. Fields of one map are written and removed one at a time, atomically.
+    async fn map_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every field of the map, in no particular order.
+    async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Removes `field`; whether it was there.
+    async fn map_remove(&self, key: &str, field: &str) -> Result<bool, StoreError>;
     /// Keys under `prefix` (administration, not request paths).
     async fn scan(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// Whether the backend answers.
@@ -108,9 +122,53 @@ pub fn decide_once(current: Option<Vec<u8>>, owner: &str, stamp: u64) -> (Option
     }
 }
 
+/// A map as the memory and embedded backends keep it under one key: each field's length and
+/// bytes, then its value's length and bytes (lengths as four bytes, big-endian).
+pub fn encode_map(map: &std::collections::BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (field, value) in map {
+        for part in [field.as_bytes(), value.as_slice()] {
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&part[..len as usize]);
+        }
+    }
+    out
+}
+
+/// The map `encode_map` wrote; what cannot be read ends it.
+pub fn decode_map(mut bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut map = std::collections::BTreeMap::new();
+    let take = |bytes: &mut &[u8]| -> Option<Vec<u8>> {
+        let (len, rest) = bytes.split_at_checked(4)?;
+        let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+        let (part, rest) = rest.split_at_checked(len)?;
+        *bytes = rest;
+        Some(part.to_vec())
+    };
+    while let (Some(field), Some(value)) = (take(&mut bytes), take(&mut bytes)) {
+        if let Ok(field) = String::from_utf8(field) {
+            map.insert(field, value);
+        }
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maps_round_trip_and_a_torn_one_keeps_what_it_has() {
+        let mut map = std::collections::BTreeMap::new();
+        map.insert("a".to_owned(), b"one".to_vec());
+        map.insert("client:ü".to_owned(), Vec::new());
+        let bytes = encode_map(&map);
+
+        assert_eq!(decode_map(&bytes), map);
+        assert_eq!(decode_map(&bytes[..bytes.len() - 1]).len(), 1);
+        assert!(decode_map(b"").is_empty());
+    }
 
     #[test]
     fn live_records_carry_their_owner_and_marks_do_not() {

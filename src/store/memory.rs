@@ -100,6 +100,54 @@ impl Kv for MemoryStore {
         Ok(once)
     }
 
+    async fn map_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut map = self.lock(key)?;
+        let now = Instant::now();
+        let mut fields = map
+            .get(key)
+            .filter(|(_, exp)| live(exp, now))
+            .map(|(v, _)| kv::decode_map(v))
+            .unwrap_or_default();
+        fields.insert(field.to_owned(), value.to_vec());
+        map.insert(key.to_owned(), (kv::encode_map(&fields), Some(now + ttl)));
+        Ok(())
+    }
+
+    async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let map = self.lock(key)?;
+        Ok(map
+            .get(key)
+            .filter(|(_, exp)| live(exp, Instant::now()))
+            .and_then(|(v, _)| kv::decode_map(v).remove(field)))
+    }
+
+    async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let map = self.lock(key)?;
+        Ok(map
+            .get(key)
+            .filter(|(_, exp)| live(exp, Instant::now()))
+            .map(|(v, _)| kv::decode_map(v).into_iter().collect())
+            .unwrap_or_default())
+    }
+
+    async fn map_remove(&self, key: &str, field: &str) -> Result<bool, StoreError> {
+        let mut map = self.lock(key)?;
+        let now = Instant::now();
+        let Some((value, _)) = map.get_mut(key).filter(|(_, exp)| live(exp, now)) else {
+            return Ok(false);
+        };
+        let mut fields = kv::decode_map(value);
+        let removed = fields.remove(field).is_some();
+        *value = kv::encode_map(&fields);
+        Ok(removed)
+    }
+
     async fn scan(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let now = Instant::now();
         let mut out = Vec::new();

@@ -21,9 +21,7 @@ use kv::{Kv, Once};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
-use crate::records::{
-    AuthCode, Client, Consent, Family, PendingRequest, Session, Token, TokenKind,
-};
+use crate::records::{AuthCode, Client, Family, Grant, PendingRequest, Session, Token, TokenKind};
 use crate::settings::{Backend as BackendKind, Storage};
 
 /// Why a storage operation failed. `Unavailable` becomes `503 temporarily_unavailable`;
@@ -87,15 +85,21 @@ pub trait Backend {
         ttl: Duration,
     ) -> Result<(), StoreError>;
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
-    async fn put_consent(
+    /// Ends a session; whether there was one.
+    async fn remove_session(&self, id: &str) -> Result<bool, StoreError>;
+    /// Stores (or replaces) a person's grant for its client; the person's grants are kept
+    /// until `ttl` after the last one written.
+    async fn put_grant(
         &self,
         username: &str,
-        client_id: &str,
-        consent: &Consent,
+        grant: &Grant,
         ttl: Duration,
     ) -> Result<(), StoreError>;
-    async fn consent(&self, username: &str, client_id: &str)
-    -> Result<Option<Consent>, StoreError>;
+    async fn grant(&self, username: &str, client_id: &str) -> Result<Option<Grant>, StoreError>;
+    /// Every grant of the person, in no particular order.
+    async fn grants(&self, username: &str) -> Result<Vec<Grant>, StoreError>;
+    /// Removes the person's grant for `client_id`; whether there was one.
+    async fn remove_grant(&self, username: &str, client_id: &str) -> Result<bool, StoreError>;
 
     // --- codes and tokens, stored under the hash of their value ---------------------------
     async fn put_code(
@@ -206,28 +210,37 @@ impl<K: Kv> Backend for K {
         get_json(self, &keys::session(id)).await
     }
 
-    async fn put_consent(
-        &self,
-        username: &str,
-        client_id: &str,
-        consent: &Consent,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        put_json(
-            self,
-            &keys::consent(username, client_id),
-            consent,
-            Some(ttl),
-        )
-        .await
+    async fn remove_session(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.remove(&keys::session(id)).await?.is_some())
     }
 
-    async fn consent(
+    async fn put_grant(
         &self,
         username: &str,
-        client_id: &str,
-    ) -> Result<Option<Consent>, StoreError> {
-        get_json(self, &keys::consent(username, client_id)).await
+        grant: &Grant,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = keys::grants(username);
+        self.map_set(&key, &grant.client_id, &encode(&key, grant)?, ttl)
+            .await
+    }
+
+    async fn grant(&self, username: &str, client_id: &str) -> Result<Option<Grant>, StoreError> {
+        let key = keys::grants(username);
+        read(&key, self.map_get(&key, client_id).await?)
+    }
+
+    async fn grants(&self, username: &str) -> Result<Vec<Grant>, StoreError> {
+        let key = keys::grants(username);
+        self.map_all(&key)
+            .await?
+            .into_iter()
+            .map(|(_, v)| decode(&key, &v))
+            .collect()
+    }
+
+    async fn remove_grant(&self, username: &str, client_id: &str) -> Result<bool, StoreError> {
+        self.map_remove(&keys::grants(username), client_id).await
     }
 
     async fn put_code(
@@ -504,6 +517,24 @@ impl Kv for Store {
         mark_ttl: Duration,
     ) -> Result<Once, StoreError> {
         dispatch!(self, take_once(key, owner, stamp, mark_ttl))
+    }
+    async fn map_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, map_set(key, field, value, ttl))
+    }
+    async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, map_get(key, field))
+    }
+    async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        dispatch!(self, map_all(key))
+    }
+    async fn map_remove(&self, key: &str, field: &str) -> Result<bool, StoreError> {
+        dispatch!(self, map_remove(key, field))
     }
     async fn scan(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         dispatch!(self, scan(prefix))

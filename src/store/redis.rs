@@ -240,6 +240,12 @@ end
 return {3, v}
 ";
 
+/// `map_set`: the field, then the map's lifetime.
+const MAP_SET: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('PEXPIRE', KEYS[1], ARGV[3])
+";
+
 impl Kv for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.query(redis::cmd("GET").arg(self.key(key))).await
@@ -310,6 +316,45 @@ impl Kv for RedisStore {
             3 => Once::Used(value),
             _ => Once::Missing,
         })
+    }
+
+    /// HSET and PEXPIRE in one script: the field and the map's lifetime change together.
+    async fn map_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let _: i64 = self
+            .query(
+                redis::cmd("EVAL")
+                    .arg(MAP_SET)
+                    .arg(1)
+                    .arg(self.key(key))
+                    .arg(field)
+                    .arg(value)
+                    // PEXPIRE 0 removes the map at once, as a zero TTL does elsewhere.
+                    .arg(ttl.as_millis() as u64),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.query(redis::cmd("HGET").arg(self.key(key)).arg(field))
+            .await
+    }
+
+    async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.query(redis::cmd("HGETALL").arg(self.key(key))).await
+    }
+
+    async fn map_remove(&self, key: &str, field: &str) -> Result<bool, StoreError> {
+        let n: u64 = self
+            .query(redis::cmd("HDEL").arg(self.key(key)).arg(field))
+            .await?;
+        Ok(n > 0)
     }
 
     /// Keys under `prefix` (admin listings; not on a request path). Cluster: KEYS, which the

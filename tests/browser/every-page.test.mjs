@@ -34,8 +34,14 @@ const written = [];
 before(async () => {
   env = await startEnvironment();
   await mkdir(screenshotDir, { recursive: true });
+  // Only this suite's own files: other suites write theirs beside them.
+  const ours = new Set(
+    PAGE_NAMES.flatMap((name) =>
+      Object.keys(WIDTHS).flatMap((w) => [`${name}-${w}.png`, `${name}-${w}-dark.png`]),
+    ),
+  );
   for (const file of await readdir(screenshotDir)) {
-    if (file.endsWith('.png')) await rm(path.join(screenshotDir, file));
+    if (ours.has(file)) await rm(path.join(screenshotDir, file));
   }
   const page = await env.newPage({ viewport: DESKTOP });
   const look = async (name, width, scheme) => {

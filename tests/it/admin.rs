@@ -134,3 +134,30 @@ fn check_config_prints_the_effective_issuer_and_endpoints() {
     );
     assert!(text.contains("https://auth.example.com/tenant/token"));
 }
+
+/// `doorman grants list` and `revoke` on the store a server wrote: what a person allowed, and
+/// its end.
+#[actix_web::test]
+async fn grants_list_and_revoke_what_a_person_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doorman.redb").display().to_string();
+    let app =
+        crate::flow::dev_app(&[("storage.backend", "embedded"), ("storage.path", &path)]).await;
+    let client = crate::flow::public_client(&app).await;
+    let (query, _) = crate::flow::approve_in(&app, None, &client.id, "").await;
+    assert!(query.contains_key("code"));
+    app.stop().await;
+
+    let listed = doorman(dir.path(), &["grants", "list", "dev"]);
+    let revoked = doorman(dir.path(), &["grants", "revoke", "dev", &client.id]);
+    let again = doorman(dir.path(), &["grants", "list", "dev"]);
+    let missing = doorman(dir.path(), &["grants", "revoke", "dev", &client.id]);
+
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(stdout(&listed).contains(&client.id), "{}", stdout(&listed));
+    assert!(stdout(&listed).contains("mcp"));
+    assert!(stderr(&listed).contains("1 grants"));
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(!stdout(&again).contains(&client.id), "{}", stdout(&again));
+    assert!(!missing.status.success(), "nothing left to revoke");
+}

@@ -140,11 +140,28 @@ pub(crate) fn password_hash(password: &str) -> String {
 /// Doorman in password mode with one user, alice, given in a `--config` file (a list of
 /// tables, which `DOORMAN__…` overrides cannot express).
 pub(crate) async fn password_app(overrides: &[(&str, &str)]) -> TestApp {
+    password_app_for(&[(USER, PASSWORD)], overrides).await
+}
+
+/// Doorman in password mode with the given users (username, password).
+pub(crate) async fn password_app_for(
+    users: &[(&str, &str)],
+    overrides: &[(&str, &str)],
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("doorman.toml");
+    let users: Vec<String> = users
+        .iter()
+        .map(|(u, p)| {
+            format!(
+                "{{ username = \"{u}\", password_hash = \"{}\" }}",
+                password_hash(p)
+            )
+        })
+        .collect();
     let toml = format!(
-        "[login]\nmode = \"password\"\nusers = [{{ username = \"{USER}\", password_hash = \"{}\" }}]\n",
-        password_hash(PASSWORD)
+        "[login]\nmode = \"password\"\nusers = [{}]\n",
+        users.join(", ")
     );
     std::fs::write(&path, toml).expect("write config");
     let mut env: HashMap<String, String> = [
@@ -542,7 +559,9 @@ async fn password_mode_signs_in_asks_consent_and_redirects_with_code_state_and_i
         client.id.as_str(),
         "http://127.0.0.1",
         "<code>mcp</code>",
-        RESOURCE,
+        // The resource by host and path (docs/behaviour.md §15), and what the scope means.
+        "mcp.example.com/mcp",
+        "Use the MCP server on your behalf",
         USER,
         "name=\"decision\" value=\"approve\"",
         "name=\"decision\" value=\"deny\"",

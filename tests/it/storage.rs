@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use doorman::records::{
-    AuthCode, AuthRequest, Client, Consent, Family, PendingRequest, RegisteredBy, ResourceServer,
+    AuthCode, AuthRequest, Client, Family, Grant, PendingRequest, RegisteredBy, ResourceServer,
     Session, Token, TokenKind,
 };
 use doorman::store::kv::{self, Kv, Once};
@@ -498,6 +498,7 @@ fn code(client_id: &str) -> AuthCode {
         username: "alice".into(),
         expires_at: 1_700_000_300,
         family_id: "family-1".into(),
+        grant_id: Some("grant-1".into()),
     }
 }
 
@@ -508,6 +509,7 @@ fn token(client_id: &str, family: Option<&str>) -> Token {
         scopes: vec!["mcp".into(), "offline_access".into()],
         resource: None,
         family_id: family.map(str::to_owned),
+        grant_id: None,
         issued_at: 1_700_000_000,
         expires_at: 1_700_003_600,
     }
@@ -576,7 +578,7 @@ pub async fn conformance(store: &Store, name: &str) {
         csrf: "csrf".into(),
         browser: "browser-hash".into(),
         failures: 2,
-        request: AuthRequest {
+        request: Some(AuthRequest {
             client_id: c.client_id.clone(),
             redirect_uri: "http://127.0.0.1/callback".into(),
             redirect_uri_sent: false,
@@ -584,7 +586,7 @@ pub async fn conformance(store: &Store, name: &str) {
             code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
             scopes: vec!["mcp".into()],
             resource: None,
-        },
+        }),
         expires_at: 1_700_000_600,
     };
     store
@@ -644,28 +646,103 @@ pub async fn conformance(store: &Store, name: &str) {
         None,
         "{name}"
     );
-    let consent = Consent {
-        redirect_uri: "http://127.0.0.1/callback".into(),
-        scopes: vec!["mcp".into()],
+    // Grants: one map per person, a field per client; set, read, list, remove one.
+    let grant = |client_id: &str, scopes: &[&str]| Grant {
+        id: format!("grant-{client_id}"),
+        client_id: client_id.into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         resource: Some("https://mcp.example.com/".into()),
-        expires_at: 1_702_592_000,
+        redirect_uri: "http://127.0.0.1/callback".into(),
+        remember_until: 1_702_592_000,
+        first_use: 1_700_000_000,
+        last_use: 1_700_000_100,
+        expires_at: 1_705_000_000,
     };
     store
-        .put_consent("alice", &c.client_id, &consent, hour)
+        .put_grant("alice", &grant(&c.client_id, &["mcp"]), hour)
         .await
-        .expect("put_consent");
+        .expect("put_grant");
+    store
+        .put_grant("alice", &grant("other-app", &["mcp"]), hour)
+        .await
+        .expect("put_grant");
+    store
+        .put_grant(
+            "alice",
+            &grant(&c.client_id, &["mcp", "offline_access"]),
+            hour,
+        )
+        .await
+        .expect("put_grant replaces");
+    store
+        .put_grant("bob", &grant("bobs-app", &["mcp"]), hour)
+        .await
+        .expect("put_grant");
     assert_eq!(
-        store.consent("alice", &c.client_id).await.expect("consent"),
-        Some(consent),
+        store.grant("alice", &c.client_id).await.expect("grant"),
+        Some(grant(&c.client_id, &["mcp", "offline_access"])),
         "{name}"
     );
     assert_eq!(
-        store.consent("bob", &c.client_id).await.expect("consent"),
+        store.grant("bob", &c.client_id).await.expect("grant"),
         None,
+        "{name}: another person's grants are apart"
+    );
+    let mut listed: Vec<String> = store
+        .grants("alice")
+        .await
+        .expect("grants")
+        .into_iter()
+        .map(|g| g.client_id)
+        .collect();
+    listed.sort();
+    let mut expected = vec![c.client_id.clone(), "other-app".to_owned()];
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "{name}: every grant of the person, and only hers"
+    );
+    assert!(
+        store
+            .remove_grant("alice", "other-app")
+            .await
+            .expect("remove"),
+        "{name}"
+    );
+    assert!(
+        !store
+            .remove_grant("alice", "other-app")
+            .await
+            .expect("remove"),
+        "{name}: once"
+    );
+    assert_eq!(
+        store.grants("alice").await.expect("grants").len(),
+        1,
         "{name}"
     );
     assert_eq!(
-        store.consent("alice", "other").await.expect("consent"),
+        store.grants("bob").await.expect("grants").len(),
+        1,
+        "{name}: bob's untouched"
+    );
+    store
+        .put_grant("carol", &grant("lapsing", &["mcp"]), gone)
+        .await
+        .expect("put_grant");
+    assert!(
+        store.grants("carol").await.expect("grants").is_empty(),
+        "{name}: a person's grants lapse with their TTL"
+    );
+    assert!(
+        store
+            .remove_session("session-id")
+            .await
+            .expect("remove_session"),
+        "{name}"
+    );
+    assert_eq!(
+        store.session("session-id").await.expect("session"),
         None,
         "{name}"
     );

@@ -8,6 +8,8 @@
 //   signin                the retry link followed: the sign-in page
 //   signin-error          a wrong password
 //   consent               signed in: the consent page
+//   account               Approve, then GET /account: the applications the person allowed
+//   signed-out            Sign out on the account page
 //   error                 GET /authorize without client_id
 //   error-redirect-uri    GET /authorize for a registered client with a redirect URI it never registered
 //   registered-confidential  GET /register, a confidential client registered: its secret, once
@@ -27,6 +29,8 @@ export const PAGE_NAMES = [
   'signin',
   'signin-error',
   'consent',
+  'account',
+  'signed-out',
   'error',
   'error-redirect-uri',
   'registered-confidential',
@@ -96,6 +100,19 @@ export async function walkEveryPage(env, page, visit) {
   await signIn(page);
   await page.getByRole('button', { name: 'Approve' }).waitFor();
   await visit('consent', page);
+
+  // account: approve first, so one application is listed
+  await clickAndWait(page, page.getByRole('button', { name: 'Approve' }));
+  res = await page.goto(`${env.issuer}/account`);
+  assert.equal(res.status(), 200);
+  assert.match(await heading(page), /connected applications/);
+  await page.getByRole('button', { name: /^Revoke access for / }).waitFor();
+  await visit('account', page);
+
+  // signed-out
+  await clickAndWait(page, page.getByRole('button', { name: 'Sign out' }));
+  assert.match(await heading(page), /Signed out/);
+  await visit('signed-out', page);
 
   // error: no client_id
   res = await page.goto(`${env.issuer}/authorize?response_type=code`);
