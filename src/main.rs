@@ -99,20 +99,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn clients(settings: Settings, cmd: ClientsCommand) -> ExitCode {
-    use doorman::admin;
+/// Runs an operator's command on the configured store: exit 0, or 1 with one line.
+fn admin_command<F>(settings: Settings, command: F) -> ExitCode
+where
+    F: AsyncFnOnce(&doorman::state::AppState) -> Result<(), doorman::admin::AdminError>,
+{
     let system = actix_web::rt::System::new();
-    let result: Result<(), admin::AdminError> = system.block_on(async move {
+    let result = system.block_on(async move {
         let store = doorman::store::Store::open(&settings.storage)?;
         let state =
             doorman::state::AppState::new(settings, store, doorman::clock::Clock::default());
+        command(&state).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("doorman: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn clients(settings: Settings, cmd: ClientsCommand) -> ExitCode {
+    use doorman::admin;
+    admin_command(settings, async move |state| {
         let mut out = std::io::stdout().lock();
         match cmd {
             ClientsCommand::List => {
-                let n = admin::list(&state, &mut out, &mut std::io::stderr()).await?;
+                let n = admin::list(state, &mut out, &mut std::io::stderr()).await?;
                 eprintln!("{n} clients");
             }
-            ClientsCommand::Show { client_id } => admin::show(&state, &client_id, &mut out).await?,
+            ClientsCommand::Show { client_id } => admin::show(state, &client_id, &mut out).await?,
             ClientsCommand::Register {
                 name,
                 redirect_uris,
@@ -129,54 +146,35 @@ fn clients(settings: Settings, cmd: ClientsCommand) -> ExitCode {
                     resource_server,
                     resources,
                 };
-                admin::register(&state, &new, &mut out).await?;
+                admin::register(state, &new, &mut out).await?;
             }
             ClientsCommand::Delete { client_id } => {
-                admin::delete(&state, &client_id).await?;
+                admin::delete(state, &client_id).await?;
                 println!("deleted {client_id}");
             }
         }
         Ok(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("doorman: {e}");
-            ExitCode::from(1)
-        }
-    }
+    })
 }
 
 fn grants(settings: Settings, cmd: GrantsCommand) -> ExitCode {
     use doorman::admin;
-    let system = actix_web::rt::System::new();
-    let result: Result<(), admin::AdminError> = system.block_on(async move {
-        let store = doorman::store::Store::open(&settings.storage)?;
-        let state =
-            doorman::state::AppState::new(settings, store, doorman::clock::Clock::default());
-        let mut out = std::io::stdout().lock();
+    admin_command(settings, async move |state| {
         match cmd {
             GrantsCommand::List { username } => {
-                let n = admin::list_grants(&state, &username, &mut out).await?;
+                let n = admin::list_grants(state, &username, &mut std::io::stdout().lock()).await?;
                 eprintln!("{n} grants");
             }
             GrantsCommand::Revoke {
                 username,
                 client_id,
             } => {
-                admin::revoke_grant(&state, &username, &client_id).await?;
+                admin::revoke_grant(state, &username, &client_id).await?;
                 println!("revoked {client_id} for {username:?}");
             }
         }
         Ok(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("doorman: {e}");
-            ExitCode::from(1)
-        }
-    }
+    })
 }
 
 fn serve(settings: Settings) -> ExitCode {
