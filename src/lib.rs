@@ -4,6 +4,7 @@ pub mod admin;
 pub mod clock;
 pub mod flows;
 pub mod http;
+pub mod logging;
 pub mod metadata;
 pub mod metrics;
 pub mod oauth;
@@ -264,12 +265,35 @@ fn with_route_label<T>(req: &actix_web::HttpRequest, f: impl FnOnce(&str) -> T) 
 
 /// One log line per request; request data is `{:?}`-escaped so it cannot forge lines.
 fn log_line(method: &Method, target: &str, status: u16, elapsed: Duration) {
-    log::info!("{}", request_line(method, target, status, elapsed));
+    log::info!(
+        "{}",
+        RequestLine {
+            method,
+            target,
+            status,
+            elapsed
+        }
+    );
 }
 
-/// The text of a request's log line.
-pub fn request_line(method: &Method, target: &str, status: u16, elapsed: Duration) -> String {
-    format!("{method} {target:?} {status} {}µs", elapsed.as_micros())
+/// A request's log line, formatted straight into the log record.
+pub struct RequestLine<'a> {
+    pub method: &'a Method,
+    pub target: &'a str,
+    pub status: u16,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for RequestLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            method,
+            target,
+            status,
+            elapsed,
+        } = self;
+        write!(f, "{method} {target:?} {status} {}µs", elapsed.as_micros())
+    }
 }
 
 /// Binds the listener and builds the server (not yet running). Tests call this with
@@ -382,7 +406,13 @@ mod tests {
     fn request_data_cannot_forge_a_log_line() {
         let target = "/authorize?client_id=x\r\nINFO forged line&state=\u{1b}[31m";
 
-        let line = request_line(&Method::GET, target, 400, Duration::from_micros(7));
+        let line = RequestLine {
+            method: &Method::GET,
+            target,
+            status: 400,
+            elapsed: Duration::from_micros(7),
+        }
+        .to_string();
 
         assert!(
             !line.contains('\n') && !line.contains('\r') && !line.contains('\u{1b}'),

@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     if matches!(cli.command, Some(Command::HashPassword)) {
         return hash_password();
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let logging = doorman::logging::Logging::init("info");
     let settings = match Settings::load(cli.config.as_deref(), None) {
         Ok(s) => s,
         Err(e) => {
@@ -89,14 +89,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    let code = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::CheckConfig => check_config(&settings),
         Command::Healthcheck => healthcheck(&settings),
         Command::HashPassword => hash_password(),
         Command::Clients(cmd) => clients(settings, cmd),
         Command::Grants(cmd) => grants(settings, cmd),
-    }
+    };
+    // Every line logged is written before the process ends.
+    logging.flush();
+    code
 }
 
 /// Runs an operator's command on the configured store: exit 0, or 1 with one line.

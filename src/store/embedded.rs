@@ -22,7 +22,7 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, Tabl
 use tokio::sync::oneshot;
 
 use super::StoreError;
-use super::kv::{self, Kv, Once};
+use super::kv::{self, Durability, Kv, Once};
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 
@@ -137,8 +137,16 @@ enum Done {
 
 struct Job {
     op: Op,
+    /// Whether the write must be on disk before it is acknowledged (see `Kv::put_volatile`).
+    durable: bool,
     reply: oneshot::Sender<Result<Done, StoreError>>,
 }
+
+/// A commit of volatile writes only skips the disk; but after this many such commits, or this
+/// long, the next commit is made durable anyway, so a crash loses a bounded amount and redb
+/// can reuse the pages the volatile commits freed.
+const VOLATILE_COMMITS: u32 = 256;
+const VOLATILE_FOR: Duration = Duration::from_secs(1);
 
 /// The writer thread and the way to it. Dropping the last handle closes the queue and waits
 /// for the thread, so the file is closed (and may be opened again) once the store is gone.
@@ -259,12 +267,17 @@ impl EmbeddedStore {
 
     /// Hands a write to the writer thread and waits for its commit.
     async fn write(&self, op: Op) -> Result<Done, StoreError> {
+        self.write_as(op, true).await
+    }
+
+    /// Hands a write to the writer thread and waits for its commit, durable or not.
+    async fn write_as(&self, op: Op, durable: bool) -> Result<Done, StoreError> {
         let (reply, done) = oneshot::channel();
         let sent = self
             .writer
             .queue
             .as_ref()
-            .map(|q| q.send(Job { op, reply }));
+            .map(|q| q.send(Job { op, durable, reply }));
         if !matches!(sent, Some(Ok(()))) {
             return Err(StoreError::Backend(
                 "embedded database: the writer has stopped".into(),
@@ -301,6 +314,19 @@ impl Kv for EmbeddedStore {
         self.write(op).await.map(|_| ())
     }
 
+    async fn put_volatile(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let op = Op::Set {
+            key: key.to_owned(),
+            raw: encode(value, ttl),
+        };
+        self.write_as(op, false).await.map(|_| ())
+    }
+
     async fn put_new(
         &self,
         key: &str,
@@ -332,6 +358,7 @@ impl Kv for EmbeddedStore {
         owner: &str,
         stamp: u64,
         mark_ttl: Duration,
+        durability: Durability,
     ) -> Result<Once, StoreError> {
         let op = Op::TakeOnce {
             key: key.to_owned(),
@@ -339,7 +366,7 @@ impl Kv for EmbeddedStore {
             stamp,
             mark_ttl,
         };
-        match self.write(op).await? {
+        match self.write_as(op, durability == Durability::Durable).await? {
             Done::Once(once) => Ok(once),
             _ => Ok(Once::Missing),
         }
@@ -451,6 +478,8 @@ fn expired_keys(
 /// `MAX_BATCH`), applies them in order in one transaction, commits once, answers each. Ends when
 /// the store is dropped.
 fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, snapshots: &Snapshots) {
+    let mut volatile_commits = 0u32;
+    let mut last_durable = std::time::Instant::now();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -459,18 +488,29 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, snapshots: &Snapshots) 
                 Err(_) => break,
             }
         }
-        let results: Vec<Result<Done, StoreError>> = match commit(db, batch.iter().map(|j| &j.op)) {
-            Ok(results) => results.into_iter().map(Ok).collect(),
-            // Nothing of a failed transaction was written. Alone, each write fails or
-            // succeeds on its own, so one bad write cannot fail the others.
-            Err(_) if batch.len() > 1 => batch
-                .iter()
-                .map(|job| {
-                    commit(db, std::iter::once(&job.op)).map(|mut r| r.pop().unwrap_or(Done::Set))
-                })
-                .collect(),
-            Err(e) => batch.iter().map(|_| Err(backend(&e))).collect(),
-        };
+        let durable = batch.iter().any(|j| j.durable)
+            || volatile_commits >= VOLATILE_COMMITS
+            || last_durable.elapsed() >= VOLATILE_FOR;
+        let results: Vec<Result<Done, StoreError>> =
+            match commit(db, batch.iter().map(|j| &j.op), durable) {
+                Ok(results) => results.into_iter().map(Ok).collect(),
+                // Nothing of a failed transaction was written. Alone, each write fails or
+                // succeeds on its own, so one bad write cannot fail the others.
+                Err(_) if batch.len() > 1 => batch
+                    .iter()
+                    .map(|job| {
+                        commit(db, std::iter::once(&job.op), durable)
+                            .map(|mut r| r.pop().unwrap_or(Done::Set))
+                    })
+                    .collect(),
+                Err(e) => batch.iter().map(|_| Err(backend(&e))).collect(),
+            };
+        if durable {
+            volatile_commits = 0;
+            last_durable = std::time::Instant::now();
+        } else {
+            volatile_commits += 1;
+        }
         // Before anyone hears of these writes, no reader may keep a snapshot from before them.
         snapshots.clear();
         for (job, result) in batch.into_iter().zip(results) {
@@ -479,9 +519,18 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, snapshots: &Snapshots) 
     }
 }
 
-/// Applies `ops` in one write transaction and commits it durably.
-fn commit<'a>(db: &Database, ops: impl Iterator<Item = &'a Op>) -> Result<Vec<Done>, StoreError> {
-    let txn = db.begin_write().map_err(backend)?;
+/// Applies `ops` in one write transaction and commits it: durably (on disk before it returns),
+/// or not (visible at once, on disk with the next durable commit).
+fn commit<'a>(
+    db: &Database,
+    ops: impl Iterator<Item = &'a Op>,
+    durable: bool,
+) -> Result<Vec<Done>, StoreError> {
+    let mut txn = db.begin_write().map_err(backend)?;
+    if !durable {
+        txn.set_durability(redb::Durability::None)
+            .map_err(backend)?;
+    }
     let mut results = Vec::new();
     {
         let mut table = txn.open_table(KV).map_err(backend)?;
@@ -676,6 +725,33 @@ mod tests {
             .filter(|r| matches!(r, Ok(Some(_))))
             .count();
         assert_eq!((written, taken), (1, 1));
+    }
+
+    /// Volatile writes skip the disk, but the next durable commit takes them along: after it,
+    /// both survive closing and reopening the file.
+    #[actix_web::test]
+    async fn a_durable_commit_persists_the_volatile_writes_before_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db.redb");
+        let store = EmbeddedStore::open(&path).expect("opens");
+        store
+            .put_volatile("pending", b"p", None)
+            .await
+            .expect("put");
+        assert_eq!(
+            store.get("pending").await.expect("get"),
+            Some(b"p".to_vec())
+        );
+        store.put("client", b"c", None).await.expect("put");
+        drop(store);
+
+        let again = EmbeddedStore::open(&path).expect("opens again");
+
+        assert_eq!(
+            again.get("pending").await.expect("get"),
+            Some(b"p".to_vec())
+        );
+        assert_eq!(again.get("client").await.expect("get"), Some(b"c".to_vec()));
     }
 
     #[actix_web::test]

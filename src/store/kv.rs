@@ -22,12 +22,31 @@ pub enum Once {
     Used(Vec<u8>),
 }
 
+/// Whether a write must be on disk before it is acknowledged. `Volatile` is for records a
+/// crash may lose without harm (a pending sign-in, a session, a code living minutes); only a
+/// backend that writes to disk tells the two apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Durable,
+    Volatile,
+}
+
 /// The atomic primitives every backend implements. Values are bytes; a TTL of `None` keeps the
 /// value until it is removed, a zero TTL makes it vanish at once.
 #[allow(async_fn_in_trait)]
 pub trait Kv {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
+    /// `put` for a record a crash may lose without harm (a pending sign-in, a session, a code
+    /// living minutes): a backend that writes to disk may answer before the write is durable.
+    async fn put_volatile(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.put(key, value, ttl).await
+    }
     /// Writes only when nothing live is under the key; true when this call wrote.
     async fn put_new(
         &self,
@@ -41,12 +60,14 @@ pub trait Kv {
     /// `live(owner, …)` for the same `owner` is returned and replaced by its mark,
     /// `used(stamp, record)`, for `mark_ttl`; anyone else's is left alone; a mark is returned
     /// as it is.
+    /// `durability` says whether the backend may answer before the change is on disk.
     async fn take_once(
         &self,
         key: &str,
         owner: &str,
         stamp: u64,
         mark_ttl: Duration,
+        durability: Durability,
     ) -> Result<Once, StoreError>;
     /// A map under one key (a Redis hash): sets `field` to `value` and makes the whole map
     /// live `ttl` from now. Fields of one map are written and removed one at a time, atomically.

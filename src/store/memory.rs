@@ -2,17 +2,50 @@
 //!
 //! The map is split into shards by key, so that workers rarely wait for one another and a
 //! growing map rehashes one small shard at a time (one big map stalled every request for the
-//! whole rehash, tens of milliseconds once it held a few hundred thousand records).
+//! whole rehash, tens of milliseconds once it held a few hundred thousand records). Expired
+//! records are dropped as a shard is written to (every time its writes reach its size), so a
+//! long run does not grow it without bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::StoreError;
-use super::kv::{self, Kv, Once};
+use super::kv::{self, Durability, Kv, Once};
 
 type Entry = (Vec<u8>, Option<Instant>);
-type Map = HashMap<String, Entry>;
+
+/// One shard: its records, and the writes since expired ones were last dropped.
+#[derive(Default)]
+struct Map {
+    entries: HashMap<String, Entry>,
+    writes: usize,
+}
+
+impl std::ops::Deref for Map {
+    type Target = HashMap<String, Entry>;
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
+
+impl std::ops::DerefMut for Map {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.entries
+    }
+}
+
+impl Map {
+    /// Counts a write; when the writes reach the shard's size (at least 1,024), drops the
+    /// expired records — amortised, a constant amount of work per write.
+    fn wrote(&mut self, now: Instant) {
+        self.writes += 1;
+        if self.writes >= self.entries.len().max(1024) {
+            self.entries.retain(|_, (_, exp)| live(exp, now));
+            self.writes = 0;
+        }
+    }
+}
 
 const SHARDS: usize = 16;
 
@@ -50,10 +83,9 @@ impl Kv for MemoryStore {
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         let mut map = self.lock(key)?;
-        map.insert(
-            key.to_owned(),
-            (value.to_vec(), ttl.map(|t| Instant::now() + t)),
-        );
+        let now = Instant::now();
+        map.insert(key.to_owned(), (value.to_vec(), ttl.map(|t| now + t)));
+        map.wrote(now);
         Ok(())
     }
 
@@ -68,6 +100,7 @@ impl Kv for MemoryStore {
         let taken = map.get(key).is_some_and(|(_, exp)| live(exp, now));
         if !taken {
             map.insert(key.to_owned(), (value.to_vec(), ttl.map(|t| now + t)));
+            map.wrote(now);
         }
         Ok(!taken)
     }
@@ -86,6 +119,7 @@ impl Kv for MemoryStore {
         owner: &str,
         stamp: u64,
         mark_ttl: Duration,
+        _durability: Durability,
     ) -> Result<Once, StoreError> {
         let mut map = self.lock(key)?;
         let now = Instant::now();
@@ -116,6 +150,7 @@ impl Kv for MemoryStore {
             .unwrap_or_default();
         fields.insert(field.to_owned(), value.to_vec());
         map.insert(key.to_owned(), (kv::encode_map(&fields), Some(now + ttl)));
+        map.wrote(now);
         Ok(())
     }
 
@@ -176,6 +211,32 @@ fn lock(shard: &Mutex<Map>) -> Result<MutexGuard<'_, Map>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Expired records are dropped as the store is written to: thousands of short-lived
+    /// records leave few behind.
+    #[actix_web::test]
+    async fn expired_records_are_dropped_as_writes_go_on() {
+        let store = MemoryStore::new();
+        for i in 0..50_000 {
+            store
+                .put(&format!("code:{i}"), b"c", Some(Duration::ZERO))
+                .await
+                .expect("put");
+        }
+        store.put("client:kept", b"k", None).await.expect("put");
+
+        let held: usize = store
+            .shards
+            .iter()
+            .map(|s| lock(s).expect("lock").len())
+            .sum();
+
+        assert!(held <= SHARDS * 1024 + 1, "{held} records held");
+        assert_eq!(
+            store.get("client:kept").await.expect("get"),
+            Some(b"k".to_vec())
+        );
+    }
 
     #[actix_web::test]
     async fn records_in_every_shard_are_found_listed_and_expire() {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use embedded::EmbeddedStore;
-use kv::{Kv, Once};
+use kv::{Durability, Kv, Once};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
@@ -185,7 +185,9 @@ impl<K: Kv> Backend for K {
         pending: &PendingRequest,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        put_json(self, &keys::pending(id), pending, Some(ttl)).await
+        let key = keys::pending(id);
+        self.put_volatile(&key, &encode(&key, pending)?, Some(ttl))
+            .await
     }
 
     async fn pending(&self, id: &str) -> Result<Option<PendingRequest>, StoreError> {
@@ -203,7 +205,9 @@ impl<K: Kv> Backend for K {
         session: &Session,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        put_json(self, &keys::session(id), session, Some(ttl)).await
+        let key = keys::session(id);
+        self.put_volatile(&key, &encode(&key, session)?, Some(ttl))
+            .await
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
@@ -251,7 +255,7 @@ impl<K: Kv> Backend for K {
     ) -> Result<(), StoreError> {
         let key = keys::code(code);
         let value = kv::live(&record.client_id, &encode(&key, record)?);
-        self.put(&key, &value, Some(ttl)).await
+        self.put_volatile(&key, &value, Some(ttl)).await
     }
 
     async fn take_code(
@@ -261,7 +265,15 @@ impl<K: Kv> Backend for K {
         remember: Duration,
         now: u64,
     ) -> Result<Taken<AuthCode>, StoreError> {
-        take_once(self, &keys::code(code), client_id, remember, now).await
+        take_once(
+            self,
+            &keys::code(code),
+            client_id,
+            remember,
+            now,
+            Durability::Volatile,
+        )
+        .await
     }
 
     async fn put_token(
@@ -301,7 +313,7 @@ impl<K: Kv> Backend for K {
         now: u64,
     ) -> Result<Taken<Token>, StoreError> {
         let key = keys::token(TokenKind::Refresh, token);
-        take_once(self, &key, client_id, remember, now).await
+        take_once(self, &key, client_id, remember, now, Durability::Durable).await
     }
 
     async fn revoke_family(
@@ -340,22 +352,28 @@ async fn take_once<T: DeserializeOwned>(
     client_id: &str,
     remember: Duration,
     now: u64,
+    durability: Durability,
 ) -> Result<Taken<T>, StoreError> {
     let live = |v: &[u8]| match kv::parse_live(v) {
         Some((_, payload)) => decode(key, payload).map(Some),
         None => Ok(None),
     };
-    Ok(match kv.take_once(key, client_id, now, remember).await? {
-        Once::Missing => Taken::Missing,
-        Once::Taken(v) => live(&v)?.map_or(Taken::Missing, Taken::Fresh),
-        Once::Held(v) => live(&v)?.map_or(Taken::Missing, Taken::Held),
-        Once::Used(v) => match kv::parse_used(&v) {
-            Some((at, record)) => {
-                live(record)?.map_or(Taken::Missing, |record| Taken::Used { record, at })
-            }
-            None => Taken::Missing,
+    Ok(
+        match kv
+            .take_once(key, client_id, now, remember, durability)
+            .await?
+        {
+            Once::Missing => Taken::Missing,
+            Once::Taken(v) => live(&v)?.map_or(Taken::Missing, Taken::Fresh),
+            Once::Held(v) => live(&v)?.map_or(Taken::Missing, Taken::Held),
+            Once::Used(v) => match kv::parse_used(&v) {
+                Some((at, record)) => {
+                    live(record)?.map_or(Taken::Missing, |record| Taken::Used { record, at })
+                }
+                None => Taken::Missing,
+            },
         },
-    })
+    )
 }
 
 /// Writes `value` as JSON under `key`.
@@ -515,8 +533,17 @@ impl Kv for Store {
         owner: &str,
         stamp: u64,
         mark_ttl: Duration,
+        durability: Durability,
     ) -> Result<Once, StoreError> {
-        dispatch!(self, take_once(key, owner, stamp, mark_ttl))
+        dispatch!(self, take_once(key, owner, stamp, mark_ttl, durability))
+    }
+    async fn put_volatile(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, put_volatile(key, value, ttl))
     }
     async fn map_set(
         &self,

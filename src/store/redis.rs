@@ -17,7 +17,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue};
 
 use super::StoreError;
-use super::kv::{Kv, Once};
+use super::kv::{Durability, Kv, Once};
 use crate::settings::RedisMode;
 
 #[derive(Clone)]
@@ -293,6 +293,7 @@ impl Kv for RedisStore {
         owner: &str,
         stamp: u64,
         mark_ttl: Duration,
+        _durability: Durability,
     ) -> Result<Once, StoreError> {
         let mut prefix = Vec::with_capacity(9);
         prefix.push(b'U');

@@ -1064,7 +1064,7 @@ enum OnceStep {
 /// (nothing / live for an owner / taken at a time). Refresh-token races are sequences of takes.
 #[test]
 fn take_once_follows_its_model_in_any_sequence() {
-    use doorman::store::kv::{self, Kv, Once};
+    use doorman::store::kv::{self, Durability, Kv, Once};
     let steps = proptest::collection::vec(
         prop_oneof![
             (0u8..3).prop_map(OnceStep::Put),
@@ -1106,6 +1106,7 @@ fn take_once_follows_its_model_in_any_sequence() {
                         &owner(*o),
                         stamp,
                         std::time::Duration::from_secs(60),
+                        Durability::Durable,
                     ))
                     .expect("memory is done at once")
                     .expect("take");

@@ -8,7 +8,7 @@ use doorman::records::{
     AuthCode, AuthRequest, Client, Family, Grant, PendingRequest, RegisteredBy, ResourceServer,
     Session, Token, TokenKind,
 };
-use doorman::store::kv::{self, Kv, Once};
+use doorman::store::kv::{self, Durability, Kv, Once};
 use doorman::store::{Backend as _, Store, StoreError, Taken};
 use serde_json::json;
 
@@ -421,7 +421,13 @@ pub async fn kv_suite(store: &Store, name: &str) {
     store.put("t:once", &live, hour).await.expect("put");
     assert_eq!(
         store
-            .take_once("t:once", "owner-2", 7, Duration::from_secs(60))
+            .take_once(
+                "t:once",
+                "owner-2",
+                7,
+                Duration::from_secs(60),
+                Durability::Durable
+            )
             .await
             .expect("take"),
         Once::Held(live.clone()),
@@ -429,7 +435,13 @@ pub async fn kv_suite(store: &Store, name: &str) {
     );
     assert_eq!(
         store
-            .take_once("t:once", "owner-1", 7, Duration::from_secs(60))
+            .take_once(
+                "t:once",
+                "owner-1",
+                7,
+                Duration::from_secs(60),
+                Durability::Durable
+            )
             .await
             .expect("take"),
         Once::Taken(live.clone()),
@@ -437,7 +449,13 @@ pub async fn kv_suite(store: &Store, name: &str) {
     );
     assert_eq!(
         store
-            .take_once("t:once", "owner-1", 9, Duration::from_secs(60))
+            .take_once(
+                "t:once",
+                "owner-1",
+                9,
+                Duration::from_secs(60),
+                Durability::Durable
+            )
             .await
             .expect("take"),
         Once::Used(kv::used(7, &live)),
@@ -445,7 +463,13 @@ pub async fn kv_suite(store: &Store, name: &str) {
     );
     assert_eq!(
         store
-            .take_once("t:none", "owner-1", 9, Duration::from_secs(60))
+            .take_once(
+                "t:none",
+                "owner-1",
+                9,
+                Duration::from_secs(60),
+                Durability::Durable
+            )
             .await
             .expect("take"),
         Once::Missing,
@@ -456,11 +480,49 @@ pub async fn kv_suite(store: &Store, name: &str) {
         None,
         "{name}: nothing written"
     );
+    // Volatile writes answer the same (a disk-backed store just may not have fsynced yet).
+    store
+        .put_volatile("t:volatile", &live, hour)
+        .await
+        .expect("put_volatile");
+    assert_eq!(
+        store.get("t:volatile").await.expect("get"),
+        Some(live.clone()),
+        "{name}: a volatile write is read back at once"
+    );
+    assert_eq!(
+        store
+            .take_once(
+                "t:volatile",
+                "owner-1",
+                11,
+                Duration::from_secs(60),
+                Durability::Volatile
+            )
+            .await
+            .expect("take"),
+        Once::Taken(live.clone()),
+        "{name}"
+    );
+    assert_eq!(
+        store
+            .take_once(
+                "t:volatile",
+                "owner-1",
+                12,
+                Duration::from_secs(60),
+                Durability::Volatile
+            )
+            .await
+            .expect("take"),
+        Once::Used(kv::used(11, &live)),
+        "{name}"
+    );
     store
         .reach()
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    for key in ["t:a", "t:lapsed", "t:once"] {
+    for key in ["t:a", "t:lapsed", "t:once", "t:volatile"] {
         store.remove(key).await.expect("clean up");
     }
 }
