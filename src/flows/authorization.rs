@@ -5,15 +5,16 @@
 
 use std::time::Duration;
 
+use super::clients::{self, Lookup};
 use super::guard::Refused;
 use super::sessions::{self, BROWSER_COOKIE, NewSession, SignedIn};
-use super::{Browser, Ctx, Kind, Problem, clients};
+use super::{Browser, Ctx, Kind, Problem};
 use crate::oauth::authorize::{self, ClientLookup, Outcome, Rules, UnknownReason};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::redirect_uri::{self, UriKind};
 use crate::oauth::target::Policy;
-use crate::records::{AuthCode, AuthRequest, Client, Consent, PendingRequest};
+use crate::records::{AuthCode, AuthRequest, Client, Consent, PendingRequest, RegisteredBy};
 use crate::secret;
 use crate::settings::LoginMode;
 use crate::store::Backend;
@@ -127,14 +128,16 @@ pub async fn start(ctx: &Ctx<'_>, params: &Params<'_>, browser: &Browser<'_>) ->
         Err(error) => return Problem::request(error).about(None, sent_state).into(),
     };
     // Step 2: a storage failure is a 503, never "unknown client".
-    let client = match ctx.store.client(client_id).await {
-        Ok(c) => c,
-        Err(e) => return Problem::from(e).into(),
+    let client = match clients::find(ctx, client_id).await.map(Lookup::client) {
+        Ok(Ok(c)) => c,
+        Ok(Err(why)) => return Next::Unregistered(UnknownReason::CimdFailed(why)).into(),
+        Err(p) => return p.into(),
     };
     let lookup = match &client {
         Some(c) => ClientLookup::Found {
             metadata: &c.metadata,
             expires_at: c.expires_at,
+            document: c.registered_by == RegisteredBy::Document,
         },
         None => ClientLookup::NotFound,
     };
@@ -408,12 +411,20 @@ async fn pending_and_client(
     {
         return Err(other_browser());
     }
-    match ctx.store.client(&pending.request.client_id).await? {
-        Some(c) => Ok((pending, c)),
-        None => Err(Problem::new(
+    match clients::find(ctx, &pending.request.client_id)
+        .await?
+        .client()
+    {
+        Ok(Some(c)) => Ok((pending, c)),
+        Ok(None) => Err(Problem::new(
             Kind::Request,
             ErrorCode::InvalidClient,
             "The application's registration was deleted while you were signing in.",
+        )),
+        Err(why) => Err(Problem::new(
+            Kind::Request,
+            ErrorCode::InvalidClient,
+            format!("The application's metadata document can no longer be used: {why}."),
         )),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Ctx, Kind, Problem};
+use super::{Ctx, Kind, Problem, clients};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::grants::{self, Credentials};
 use crate::oauth::params::Params;
@@ -86,7 +86,18 @@ pub async fn authenticate(
         ..Problem::request(f.error)
     };
     let credentials = grants::credentials(authorization, params).map_err(refused)?;
-    let client = ctx.store.client(&credentials.client_id).await?;
+    let client = clients::find(ctx, &credentials.client_id)
+        .await?
+        .client()
+        .map_err(|why| {
+            refused(grants::AuthFailure {
+                error: OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    format!("The client's metadata document could not be used: {why}."),
+                ),
+                basic: credentials.basic,
+            })
+        })?;
     grants::authenticate(&credentials, client.as_ref(), ctx.now).map_err(refused)?;
     match client {
         Some(client) => Ok(Caller {
@@ -328,6 +339,7 @@ async fn refresh(ctx: &Ctx<'_>, client: &Client, params: &Params<'_>) -> Result<
         return Err(invalid_token());
     }
     let refresh_scopes = target::within_client(&record.scopes, client);
+    clients::mark_used(ctx, client).await?;
     issue(
         ctx,
         client,
@@ -475,11 +487,10 @@ pub async fn introspect(
     if t.expires_at <= ctx.now
         || !served
         || !family_active(ctx, t.family_id.as_deref()).await?
-        || !ctx
-            .store
-            .client(&t.client_id)
+        || !clients::find(ctx, &t.client_id)
             .await?
-            .is_some_and(|c| c.is_current(ctx.now))
+            .client()
+            .is_ok_and(|c| c.is_some_and(|c| c.is_current(ctx.now)))
     {
         return Ok(Introspection::default());
     }
