@@ -278,7 +278,13 @@ pub async fn resolve(ctx: &Ctx<'_>, client_id: &str) -> Result<Lookup, Problem> 
             c.fetched_at,
         )));
     }
-    let fetched = fetch_once(ctx, client_id, &doc).await?;
+    let fetched = fetch_once(ctx, client_id, &doc, cached.as_ref()).await?;
+    if let Err(f) = &fetched {
+        log::info!(
+            "the metadata document of {client_id:?} could not be used: {:?}",
+            f.to_string()
+        );
+    }
     Ok(match (fetched, cached) {
         (Ok(c), _) => found(client(ctx, client_id, c.body.as_bytes(), c.fetched_at)),
         // Stale-if-error: a document host that is down (or answering errors) does not lock the
@@ -307,12 +313,14 @@ fn found(client: Result<Client, Failure>) -> Lookup {
 }
 
 /// A fresh copy of the document: fetched by this process, or — when another process sharing
-/// the store is fetching it — that process's copy once it is there. After claiming the fetch
-/// the store is read again, so a copy another process stored meanwhile is not fetched twice.
+/// the store is fetching it — that process's copy once it is there (or meanwhile the stale
+/// copy, when there is one). After claiming the fetch the store is read again, so a copy
+/// another process stored meanwhile is not fetched twice.
 async fn fetch_once(
     ctx: &Ctx<'_>,
     client_id: &str,
     doc: &DocumentUrl,
+    stale: Option<&CachedDocument>,
 ) -> Result<Result<CachedDocument, Failure>, Problem> {
     let timeout_ms = ctx.settings.cimd.timeout_ms;
     let hold = Duration::from_millis(timeout_ms) + Duration::from_secs(2);
@@ -325,6 +333,9 @@ async fn fetch_once(
             && c.fresh_until > ctx.now
         {
             return Ok(Ok(c));
+        }
+        if let Some(c) = stale.filter(|c| c.stale_until > ctx.now) {
+            return Ok(Ok(c.clone()));
         }
         if waited_since.elapsed() > hold {
             // The other fetch outlasted its mark: fetch anyway.
