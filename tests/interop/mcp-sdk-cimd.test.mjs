@@ -10,7 +10,6 @@
 // must still be fetched only once.
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
@@ -20,6 +19,7 @@ import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 
 import { authorizeInBrowser, formatTrace } from './lib/browser.mjs';
 import { processLabel, repoRoot, startEnvironment, withServerLogs } from './lib/harness.mjs';
+import { MemoryProvider, recordingFetch } from './lib/sdk.mjs';
 
 const tls = path.join(repoRoot, 'tests', 'fixtures', 'tls');
 
@@ -64,77 +64,6 @@ async function documentServer() {
   };
 }
 
-/** An OAuthClientProvider that identifies itself by a metadata document URL. */
-class DocumentProvider {
-  constructor(redirectUrl, clientMetadataUrl) {
-    this._redirectUrl = redirectUrl;
-    this.clientMetadataUrl = clientMetadataUrl;
-    this.authorizationUrls = [];
-    this.states = [];
-    this.registrations = 0;
-    this._clientInformation = undefined;
-    this._tokens = undefined;
-    this._codeVerifier = undefined;
-  }
-
-  get redirectUrl() {
-    return this._redirectUrl;
-  }
-
-  /** What the SDK would register if Doorman did not support documents (it must not be used). */
-  get clientMetadata() {
-    return {
-      client_name: 'Doorman interop (MCP TypeScript SDK, registered)',
-      redirect_uris: [this._redirectUrl],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-
-  state() {
-    const state = randomBytes(16).toString('base64url');
-    this.states.push(state);
-    return state;
-  }
-
-  clientInformation() {
-    return this._clientInformation;
-  }
-
-  saveClientInformation(info) {
-    if (info.client_id !== this.clientMetadataUrl) this.registrations += 1;
-    this._clientInformation = info;
-  }
-
-  tokens() {
-    return this._tokens;
-  }
-
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-
-  redirectToAuthorization(url) {
-    this.authorizationUrls.push(new URL(url));
-  }
-
-  saveCodeVerifier(verifier) {
-    this._codeVerifier = verifier;
-  }
-
-  codeVerifier() {
-    if (!this._codeVerifier) throw new Error('no code verifier saved');
-    return this._codeVerifier;
-  }
-}
-
-function recordingFetch(log) {
-  return (input, init) => {
-    const url = input instanceof Request ? input.url : String(input);
-    log.push(`${(init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase()} ${url}`);
-    return fetch(input, init);
-  };
-}
-
 for (const processes of [1, 2]) {
   const label = processLabel(processes);
 
@@ -158,7 +87,7 @@ allow_hosts = ["127.0.0.1"]
 ca_file = ${JSON.stringify(path.join(tls, 'ca.pem'))}
 `,
       });
-      provider = new DocumentProvider(redirectUrl, docs.url);
+      provider = new MemoryProvider(redirectUrl, { clientMetadataUrl: docs.url });
       docs.serve({
         client_id: docs.url,
         client_name: 'Doorman interop (MCP TypeScript SDK, metadata document)',
