@@ -291,8 +291,9 @@ pub async fn resolve(ctx: &Ctx<'_>, client_id: &str) -> Result<Lookup, Problem> 
         // client's users out until the stale time is over.
         (Err(f), Some(mut c)) if c.stale_until > ctx.now => {
             log::warn!(
-                "serving the stale metadata document of {client_id:?} (fetched at {}): {f}",
-                c.fetched_at
+                "serving the stale metadata document of {client_id:?} (fetched at {}): {:?}",
+                c.fetched_at,
+                f.to_string()
             );
             // Tried again no sooner than cache_min from now, by any process, so that every
             // sign-in does not wait for a host that is down.
