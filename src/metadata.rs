@@ -88,7 +88,9 @@ impl Metadata {
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "authorization_response_iss_parameter_supported": true,
-            "client_id_metadata_document_supported": false,
+            // docs/behaviour.md §12; Claude uses a document only when this is true and
+            // `none` is among the token endpoint's methods.
+            "client_id_metadata_document_supported": settings.cimd.enabled,
             "service_documentation": endpoints.documentation,
         });
         if let (Some(reg), Some(obj)) = (&endpoints.registration, doc.as_object_mut()) {

@@ -64,6 +64,9 @@ pub enum RegisteredBy {
     Client,
     /// The operator: `doorman clients register`, or registration with the initial access token.
     Operator,
+    /// Nobody: the client_id is the URL of a Client ID Metadata Document, which anyone can
+    /// publish (docs/behaviour.md §12). Trusted like a self-registered client.
+    Document,
 }
 
 /// A resource server (an MCP server) the operator declared: it may introspect tokens.
@@ -95,6 +98,10 @@ pub struct Client {
     /// `registration.unused_ttl`.
     #[serde(default)]
     pub used: bool,
+    /// When it was last used (a code issued or a token refreshed), noted at most once a day;
+    /// a self-registered client idle for `registration.idle_ttl` lapses. 0 = never noted.
+    #[serde(default)]
+    pub last_used: u64,
 }
 
 impl Client {
@@ -115,6 +122,20 @@ impl Client {
             .as_deref()
             .unwrap_or("An unnamed application")
     }
+}
+
+/// A Client ID Metadata Document as fetched, kept in the shared store so that every process
+/// sees the same copy (docs/behaviour.md §12). Validated again whenever it is used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedDocument {
+    /// The document, as served (at most 5 KiB).
+    pub body: String,
+    /// Seconds since the epoch, by the app clock.
+    pub fetched_at: u64,
+    /// Until then it is used without fetching it again.
+    pub fresh_until: u64,
+    /// Until then it is still used when fetching it again fails (stale-if-error).
+    pub stale_until: u64,
 }
 
 /// An authorization request that passed every check before sign-in (docs/behaviour.md §4

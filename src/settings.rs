@@ -23,6 +23,7 @@ pub struct Settings {
     pub login: Login,
     pub tokens: Tokens,
     pub metrics: Metrics,
+    pub cimd: Cimd,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +69,7 @@ pub struct Registration {
     pub initial_access_token: String,
     pub client_ttl: u64,
     pub unused_ttl: u64,
+    pub idle_ttl: u64,
     pub allow_client_credentials: bool,
 }
 
@@ -150,6 +152,22 @@ pub struct Tokens {
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
     pub token: String,
+}
+
+/// Client ID Metadata Documents (docs/behaviour.md §12).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cimd {
+    pub enabled: bool,
+    pub timeout_ms: u64,
+    pub cache_min: u64,
+    pub cache_max: u64,
+    pub stale_if_error: u64,
+    pub allow_domains: Vec<String>,
+    pub allow_hosts: Vec<String>,
+    pub allow_http_hosts: Vec<String>,
+    pub ca_file: String,
+    pub pinned: String,
 }
 
 /// An address or a CIDR range (`10.0.0.1`, `172.16.0.0/12`, `fd00::/8`).
@@ -246,6 +264,9 @@ impl Settings {
             .with_list_parse_key("scopes.default")
             .with_list_parse_key("resources.allowed")
             .with_list_parse_key("rate_limit.trusted_proxies")
+            .with_list_parse_key("cimd.allow_domains")
+            .with_list_parse_key("cimd.allow_hosts")
+            .with_list_parse_key("cimd.allow_http_hosts")
             .source(Some(
                 env_map
                     .into_iter()
@@ -418,7 +439,86 @@ impl Settings {
                 "must be a file name inside server.static_dir",
             ));
         }
+        self.cimd.validate()
+    }
+}
+
+impl Cimd {
+    /// The checks of the `[cimd]` section; the CA file and the pinned documents are read here
+    /// once, so a wrong path or a broken file stops start-up with a line naming the key.
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, problem: String| SettingsError::Invalid { key, problem };
+        if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
+            return Err(invalid(
+                "cimd.timeout_ms",
+                "must be between 1 and 60000 milliseconds".into(),
+            ));
+        }
+        if self.cache_min > self.cache_max {
+            return Err(invalid(
+                "cimd.cache_min",
+                format!("must not exceed cimd.cache_max ({})", self.cache_max),
+            ));
+        }
+        for (key, hosts) in [
+            ("cimd.allow_domains", &self.allow_domains),
+            ("cimd.allow_hosts", &self.allow_hosts),
+            ("cimd.allow_http_hosts", &self.allow_http_hosts),
+        ] {
+            if let Some(bad) = hosts
+                .iter()
+                .find(|h| crate::oauth::cimd::normalize_host(h).is_none())
+            {
+                return Err(invalid(
+                    key,
+                    format!("{bad:?} is not a host name or IP address"),
+                ));
+            }
+        }
+        if !self.ca_file.is_empty() {
+            let pem = std::fs::read(&self.ca_file).map_err(|e| {
+                invalid(
+                    "cimd.ca_file",
+                    format!("cannot read {:?}: {e}", self.ca_file),
+                )
+            })?;
+            if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |c| c.is_empty()) {
+                return Err(invalid(
+                    "cimd.ca_file",
+                    format!("{:?} holds no PEM certificate", self.ca_file),
+                ));
+            }
+        }
+        self.pinned_documents()
+            .map_err(|e| invalid("cimd.pinned", e))?;
         Ok(())
+    }
+
+    /// The pinned documents of `cimd.pinned`, by the URL each names in its `client_id`; empty
+    /// when no folder is set.
+    pub fn pinned_documents(&self) -> Result<HashMap<String, Vec<u8>>, String> {
+        let mut docs = HashMap::new();
+        if self.pinned.is_empty() {
+            return Ok(docs);
+        }
+        let dir = Path::new(&self.pinned);
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| format!("cannot read the folder {dir:?}: {e}"))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("{dir:?}: {e}"))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let body = std::fs::read(&path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
+            if body.len() > crate::oauth::cimd::MAX_DOCUMENT {
+                return Err(format!("{path:?} is larger than 5 KiB"));
+            }
+            let url = crate::oauth::cimd::pinned_key(&body).map_err(|e| format!("{path:?} {e}"))?;
+            if docs.insert(url.clone(), body).is_some() {
+                return Err(format!("two files pin {url}"));
+            }
+        }
+        Ok(docs)
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::flows::Ctx;
+use crate::flows::cimd::Documents;
 use crate::flows::guard::SignInGuard;
 use crate::flows::sessions::ServerKeys;
 use crate::metadata::Metadata;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub keys: ServerKeys,
     pub guard: SignInGuard,
+    pub documents: Documents,
 }
 
 impl AppState {
@@ -30,6 +32,7 @@ impl AppState {
         let meta = Metadata::build(&settings);
         let guard = SignInGuard::new(&settings);
         let page = Page::new(&settings, &meta.endpoints);
+        let documents = Documents::new(&settings.cimd);
         Self {
             settings: Arc::new(settings),
             store,
@@ -39,6 +42,7 @@ impl AppState {
             metrics: Default::default(),
             keys: ServerKeys::default(),
             guard,
+            documents,
         }
     }
 
@@ -50,6 +54,7 @@ impl AppState {
             endpoints: &self.meta.endpoints,
             keys: &self.keys,
             guard: &self.guard,
+            documents: &self.documents,
             now: self.clock.now(),
         }
     }

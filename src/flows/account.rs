@@ -4,7 +4,8 @@
 
 use super::authorization::{self, Answer, Next};
 use super::sessions::{self, BROWSER_COOKIE, SignedIn};
-use super::{Browser, Ctx, Kind, Problem, grants};
+use super::{Browser, Ctx, Kind, Problem, clients, grants};
+use crate::oauth::cimd;
 use crate::oauth::errors::ErrorCode;
 use crate::oauth::params::Params;
 use crate::secret;
@@ -112,12 +113,17 @@ pub async fn show(ctx: &Ctx<'_>, browser: &Browser<'_>, revoked: Option<&str>) -
         let username = &signed_in.session.username;
         let mut apps = Vec::new();
         for grant in grants::of(ctx, username).await? {
-            let client = ctx.store.client(&grant.client_id).await?;
+            // A document client's name comes from its document (cached); one that can no
+            // longer be fetched is listed by its client_id.
+            let client = clients::find(ctx, &grant.client_id)
+                .await?
+                .client()
+                .ok()
+                .flatten();
             apps.push(App {
-                host: url::Url::parse(&grant.client_id)
-                    .ok()
-                    .filter(|u| u.scheme() == "https")
-                    .and_then(|u| u.host_str().map(str::to_owned)),
+                host: cimd::is_document_url(&grant.client_id)
+                    .then(|| cimd::display_host(&grant.client_id))
+                    .flatten(),
                 name: client.map(|c| c.display_name().to_owned()),
                 client_id: grant.client_id,
                 scopes: grant.scopes,

@@ -5,15 +5,16 @@
 
 use std::time::Duration;
 
+use super::clients::{self, Lookup};
 use super::guard::Refused;
 use super::sessions::{self, BROWSER_COOKIE, NewSession, SignedIn};
-use super::{Browser, Ctx, Kind, Problem, clients, grants};
+use super::{Browser, Ctx, Kind, Problem, grants};
 use crate::oauth::authorize::{self, ClientLookup, Outcome, Rules, UnknownReason};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::redirect_uri::{self, UriKind};
 use crate::oauth::target::Policy;
-use crate::records::{AuthCode, AuthRequest, Client, Grant, PendingRequest};
+use crate::records::{AuthCode, AuthRequest, Client, Grant, PendingRequest, RegisteredBy};
 use crate::secret;
 use crate::settings::LoginMode;
 use crate::store::Backend;
@@ -133,14 +134,16 @@ pub async fn start(ctx: &Ctx<'_>, params: &Params<'_>, browser: &Browser<'_>) ->
         Err(error) => return Problem::request(error).about(None, sent_state).into(),
     };
     // Step 2: a storage failure is a 503, never "unknown client".
-    let client = match ctx.store.client(client_id).await {
-        Ok(c) => c,
-        Err(e) => return Problem::from(e).into(),
+    let client = match clients::find(ctx, client_id).await.map(Lookup::client) {
+        Ok(Ok(c)) => c,
+        Ok(Err(why)) => return Next::Unregistered(UnknownReason::CimdFailed(why)).into(),
+        Err(p) => return p.into(),
     };
     let lookup = match &client {
         Some(c) => ClientLookup::Found {
             metadata: &c.metadata,
             expires_at: c.expires_at,
+            document: c.registered_by == RegisteredBy::Document,
         },
         None => ClientLookup::NotFound,
     };
@@ -427,12 +430,17 @@ async fn client_of(ctx: &Ctx<'_>, pending: &PendingRequest) -> Result<Option<Cli
     let Some(request) = &pending.request else {
         return Ok(None);
     };
-    match ctx.store.client(&request.client_id).await? {
-        Some(c) => Ok(Some(c)),
-        None => Err(Problem::new(
+    match clients::find(ctx, &request.client_id).await?.client() {
+        Ok(Some(c)) => Ok(Some(c)),
+        Ok(None) => Err(Problem::new(
             Kind::Request,
             ErrorCode::InvalidClient,
             "The application's registration was deleted while you were signing in.",
+        )),
+        Err(why) => Err(Problem::new(
+            Kind::Request,
+            ErrorCode::InvalidClient,
+            format!("The application's metadata document can no longer be used: {why}."),
         )),
     }
 }

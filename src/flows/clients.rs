@@ -1,9 +1,11 @@
 //! Client registration (RFC 7591) and management (RFC 7592), for the JSON API, the HTML form
-//! and the operator's command line alike.
+//! and the operator's command line alike; and `find`, the one way every flow looks a client
+//! up, whether it registered or publishes a metadata document (docs/behaviour.md §12).
 
 use serde::Serialize;
 
 use super::{Browser, Ctx, Kind, Problem};
+use crate::oauth::cimd::{self, Failure};
 use crate::oauth::errors::ErrorCode;
 use crate::oauth::params::Params;
 use crate::oauth::register::{self, Field, MetadataInput, RegisterError};
@@ -12,6 +14,43 @@ use crate::records::{
 };
 use crate::secret;
 use crate::store::Backend;
+
+/// What a client_id names.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// A registered client (possibly lapsed: `Client::is_current`), or the client a metadata
+    /// document describes.
+    Found(Box<Client>),
+    /// Not registered (or forgotten).
+    NotFound,
+    /// A metadata document URL whose document could not be used.
+    Failed(Failure),
+}
+
+impl Lookup {
+    /// The client, when there is one; a document failure as it is.
+    pub fn client(self) -> Result<Option<Client>, Failure> {
+        match self {
+            Self::Found(c) => Ok(Some(*c)),
+            Self::NotFound => Ok(None),
+            Self::Failed(f) => Err(f),
+        }
+    }
+}
+
+/// The client named by `client_id`, for `/authorize`, client authentication at `/token`,
+/// `/revoke` and `/introspect`, and the consent steps alike: a registered client from the
+/// store, or — while `cimd.enabled` — the client whose metadata document the URL names. A
+/// storage failure is a `Problem` (503), never "not found".
+pub async fn find(ctx: &Ctx<'_>, client_id: &str) -> Result<Lookup, Problem> {
+    if ctx.settings.cimd.enabled && cimd::is_document_url(client_id) {
+        return super::cimd::resolve(ctx, client_id).await;
+    }
+    Ok(match ctx.store.client(client_id).await? {
+        Some(c) => Lookup::Found(Box::new(c)),
+        None => Lookup::NotFound,
+    })
+}
 
 /// A client just created, with the secrets that are shown once and then kept only hashed.
 #[derive(Debug, Clone)]
@@ -223,18 +262,26 @@ fn retry_link(ctx: &Ctx<'_>, retry: &str, client_id: &str) -> Option<String> {
 const EXPIRED_SHOWN: u64 = 7 * 86_400;
 
 /// When a registration lapses: after `registration.client_ttl`, and — for a self-registered
-/// client never used for an authorization — after `registration.unused_ttl` (0 = never).
+/// client — after `registration.unused_ttl` while it was never used for an authorization, or
+/// `registration.idle_ttl` after its last use (0 = never). So registrations that clients leave
+/// behind (many register again on every connection) do not pile up (docs/behaviour.md §6).
 fn expiry(ctx: &Ctx<'_>, client: &Client) -> u64 {
     let r = &ctx.settings.registration;
-    let after = |ttl: u64| (ttl > 0).then(|| client.issued_at.saturating_add(ttl));
-    let unused = (!client.used && !client.by_operator())
-        .then(|| after(r.unused_ttl))
-        .flatten();
-    match (after(r.client_ttl), unused) {
+    let after = |from: u64, ttl: u64| (ttl > 0).then(|| from.saturating_add(ttl));
+    let lapse = match (client.by_operator(), client.used) {
+        (true, _) => None,
+        (false, false) => after(client.issued_at, r.unused_ttl),
+        (false, true) => after(client.last_used.max(client.issued_at), r.idle_ttl),
+    };
+    match (after(client.issued_at, r.client_ttl), lapse) {
         (Some(a), Some(b)) => a.min(b),
         (a, b) => a.or(b).unwrap_or(0),
     }
 }
+
+/// How often a client's last use is written down: once a day is precise enough for a lapse
+/// counted in days, and keeps refreshes from writing the client every time.
+const USE_NOTED_EVERY: u64 = 86_400;
 
 /// Stores `client`, to be kept by the store until a week after it lapses (a client's lifetime
 /// is a store TTL too, so lapsed registrations do not pile up).
@@ -270,6 +317,7 @@ pub async fn create(
         registered_by,
         resource_server,
         used: false,
+        last_used: 0,
     };
     client.expires_at = expiry(ctx, &client);
     save(ctx, &client).await?;
@@ -280,13 +328,20 @@ pub async fn create(
     })
 }
 
-/// Notes that `client` was used for an authorization: from now on only `client_ttl` bounds it.
+/// Notes that `client` was used (a code issued, a token refreshed): it no longer lapses as
+/// unused, and a self-registered client's idle time starts again. A metadata-document client
+/// is not a registration: nothing is stored.
 pub async fn mark_used(ctx: &Ctx<'_>, client: &Client) -> Result<(), Problem> {
-    if client.used {
+    let noted_lately = client.last_used.saturating_add(USE_NOTED_EVERY) > ctx.now;
+    let idle_counts = !client.by_operator() && ctx.settings.registration.idle_ttl > 0;
+    if client.registered_by == RegisteredBy::Document
+        || (client.used && (noted_lately || !idle_counts))
+    {
         return Ok(());
     }
     let mut client = client.clone();
     client.used = true;
+    client.last_used = ctx.now;
     client.expires_at = expiry(ctx, &client);
     save(ctx, &client).await
 }

@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod authorization;
+pub mod cimd;
 pub mod clients;
 pub mod grants;
 pub mod guard;
@@ -19,8 +20,8 @@ use crate::store::{Store, StoreError};
 /// Seconds a client should wait before retrying after a storage outage.
 pub const RETRY_AFTER_SECS: u64 = 5;
 
-/// What every flow works with: the settings, the store, the server's URLs, its keys, and the
-/// time of the request by the app clock.
+/// What every flow works with: the settings, the store, the server's URLs, its keys, the
+/// document fetcher, and the time of the request by the app clock.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     pub settings: &'a Settings,
@@ -28,6 +29,8 @@ pub struct Ctx<'a> {
     pub endpoints: &'a Endpoints,
     pub keys: &'a sessions::ServerKeys,
     pub guard: &'a guard::SignInGuard,
+    /// The metadata document fetcher (docs/behaviour.md §12).
+    pub documents: &'a cimd::Documents,
     pub now: u64,
 }
 

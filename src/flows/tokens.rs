@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Ctx, Kind, Problem, grants as person};
+use super::{Ctx, Kind, Problem, clients, grants as person};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::grants::{self, Credentials};
 use crate::oauth::params::Params;
@@ -86,7 +86,18 @@ pub async fn authenticate(
         ..Problem::request(f.error)
     };
     let credentials = grants::credentials(authorization, params).map_err(refused)?;
-    let client = ctx.store.client(&credentials.client_id).await?;
+    let client = clients::find(ctx, &credentials.client_id)
+        .await?
+        .client()
+        .map_err(|why| {
+            refused(grants::AuthFailure {
+                error: OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    format!("The client's metadata document could not be used: {why}."),
+                ),
+                basic: credentials.basic,
+            })
+        })?;
     grants::authenticate(&credentials, client.as_ref(), ctx.now).map_err(refused)?;
     match client {
         Some(client) => Ok(Caller {
@@ -364,6 +375,7 @@ async fn refresh(ctx: &Ctx<'_>, client: &Client, params: &Params<'_>) -> Result<
     }
     still_granted(ctx, &record.subject, client, record.grant_id.as_deref()).await?;
     let refresh_scopes = target::within_client(&record.scopes, client);
+    clients::mark_used(ctx, client).await?;
     let access = For {
         subject: &record.subject,
         scopes: &scopes,
@@ -425,7 +437,8 @@ pub async fn active(ctx: &Ctx<'_>, t: &Token) -> Result<bool, Problem> {
     if t.expires_at <= ctx.now || !family_active(ctx, t.family_id.as_deref()).await? {
         return Ok(false);
     }
-    let Some(client) = ctx.store.client(&t.client_id).await? else {
+    // A document client whose document can no longer be used has no active tokens.
+    let Ok(Some(client)) = clients::find(ctx, &t.client_id).await?.client() else {
         return Ok(false);
     };
     if !client.is_current(ctx.now) {

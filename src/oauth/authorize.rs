@@ -3,6 +3,7 @@
 
 use url::Url;
 
+use super::cimd::Failure;
 use super::errors::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::target::{self, Policy};
@@ -20,8 +21,9 @@ pub enum UnknownReason {
     Unknown,
     /// Its registration lapsed.
     Expired,
-    /// Its https client_id could not be fetched or validated; the string says why.
-    CimdFailed(String),
+    /// Its client_id is a metadata document URL, and the document could not be used
+    /// (docs/behaviour.md §12); the failure says what failed.
+    CimdFailed(Failure),
     /// This server does not register clients; the person must ask the operator.
     RegistrationDisabled,
 }
@@ -42,6 +44,9 @@ pub enum ClientLookup<'a> {
     Found {
         metadata: &'a ClientMetadata,
         expires_at: u64,
+        /// Described by a metadata document: a redirect URI it does not list is a failure of
+        /// the document's client (`cimd_failed`), told as such.
+        document: bool,
     },
     NotFound,
 }
@@ -94,6 +99,7 @@ pub fn validate(
     now: u64,
 ) -> Outcome {
     // Step 2: decided before any other parameter is looked at.
+    let document = matches!(lookup, ClientLookup::Found { document: true, .. });
     let metadata = match lookup {
         ClientLookup::NotFound => {
             let reason = if rules.registration_enabled {
@@ -126,6 +132,15 @@ pub fn validate(
     let (redirect_uri, redirect_uri_sent) = match params.get("redirect_uri") {
         Some(requested) => match redirect_uri::find_match(requested, &metadata.redirect_uris) {
             Some(_) => (requested.to_owned(), true),
+            None if document => {
+                return Outcome::Unregistered {
+                    client_id: client_id.to_owned(),
+                    reason: UnknownReason::CimdFailed(Failure::RedirectUriNotListed {
+                        requested: requested.to_owned(),
+                        listed: metadata.redirect_uris.clone(),
+                    }),
+                };
+            }
             None => {
                 return Outcome::Direct(OAuthError::new(
                     ErrorCode::InvalidRequest,
@@ -315,6 +330,7 @@ mod tests {
             ClientLookup::Found {
                 metadata: m,
                 expires_at,
+                document: false,
             },
             &policy(&supported, &default),
             now,
@@ -364,6 +380,43 @@ mod tests {
         assert!(
             matches!(run("client_id=c", &m, 0, 0), Outcome::Direct(_)),
             "omitted with two registered"
+        );
+    }
+
+    #[test]
+    fn a_redirect_uri_a_document_does_not_list_is_a_document_failure() {
+        let m = metadata(&["http://localhost/callback", "https://app.example/cb"]);
+        let supported = vec!["mcp".to_owned()];
+        let run_document = |query: &str| {
+            let params = Params::parse(query.as_bytes());
+            validate(
+                &params,
+                "https://app.example/client.json",
+                ClientLookup::Found {
+                    metadata: &m,
+                    expires_at: 0,
+                    document: true,
+                },
+                &policy(&supported, &[]),
+                0,
+            )
+        };
+
+        let Outcome::Unregistered {
+            reason: UnknownReason::CimdFailed(f),
+            ..
+        } = run_document("redirect_uri=https://evil.example/cb")
+        else {
+            panic!("a document client's unlisted redirect URI is cimd_failed")
+        };
+        assert_eq!(f.code(), "redirect_uri_not_listed");
+        assert!(f.to_string().contains("https://app.example/cb"), "{f}");
+        assert!(
+            !matches!(
+                run_document("redirect_uri=http://localhost:50123/callback"),
+                Outcome::Unregistered { .. } | Outcome::Direct(_)
+            ),
+            "loopback on any port, as for registered clients"
         );
     }
 

@@ -2,6 +2,7 @@
 //! Imports neither the store, the flows, nor anything of HTTP.
 
 pub mod authorize;
+pub mod cimd;
 pub mod errors;
 pub mod grants;
 pub mod params;

@@ -19,9 +19,10 @@ use crate::flows::authorization::{Answer, Next, Prompt, Redirect, SignInFailure,
 use crate::flows::clients::{FormCreated, FormFields, Refusal};
 use crate::flows::{Kind, Problem};
 use crate::oauth::authorize::UnknownReason;
+use crate::oauth::cimd;
 use crate::oauth::errors::ErrorCode;
 use crate::oauth::register::Field;
-use crate::records::Client;
+use crate::records::{Client, RegisteredBy};
 
 pub struct Html;
 
@@ -123,7 +124,13 @@ pub struct ReasonTexts {
 }
 
 /// The page's texts for `reason`, without the steps that point at the form when it is not shown.
-fn reason_texts(reason: &UnknownReason, name: &str, show_form: bool) -> ReasonTexts {
+/// `client_id` is the one sent: a metadata document failure names its host.
+fn reason_texts(
+    reason: &UnknownReason,
+    name: &str,
+    show_form: bool,
+    client_id: &str,
+) -> ReasonTexts {
     let (headline, explanation, mut steps) = match reason {
         UnknownReason::Unknown => (
             "This application is not registered here",
@@ -142,15 +149,27 @@ fn reason_texts(reason: &UnknownReason, name: &str, show_form: bool) -> ReasonTe
                 "Or register it again below and retry the sign-in with the new client ID.".to_owned(),
             ],
         ),
-        UnknownReason::CimdFailed(why) => (
-            "This application's metadata could not be read",
-            format!("The application identifies itself by a web address, but {name} could not use the document found there: {why}."),
-            vec![
-                "Try again in a moment: the document may have been briefly unreachable.".to_owned(),
-                "If it keeps failing, tell the application's developer what went wrong.".to_owned(),
-                "Or register the application below and retry the sign-in with the new client ID.".to_owned(),
-            ],
-        ),
+        // Only the document's publisher can fix it: no registration step, no form.
+        UnknownReason::CimdFailed(why) => {
+            let host = cimd::display_host(client_id).unwrap_or_else(|| client_id.to_owned());
+            let code = why.code();
+            let steps = if why.is_transient() {
+                vec![
+                    format!("Try again in a few minutes: {host} may be briefly unreachable."),
+                    format!("If it keeps failing, tell the makers of the application from {host} what went wrong (error “{code}”)."),
+                ]
+            } else {
+                vec![
+                    format!("Tell the makers of the application from {host} what went wrong (error “{code}”): only they can fix the document."),
+                    "When they have, connect again from the application.".to_owned(),
+                ]
+            };
+            (
+                "This application could not be identified",
+                format!("The application says it is described by a document at {host}, but {name} could not use that document: {why}."),
+                steps,
+            )
+        }
         UnknownReason::RegistrationDisabled => (
             "This application is not registered here",
             format!("An application asked {name} to sign you in, but it is not registered, and {name} does not accept new registrations."),
@@ -170,9 +189,15 @@ fn reason_texts(reason: &UnknownReason, name: &str, show_form: bool) -> ReasonTe
     }
 }
 
-/// Whether the unregistered page offers the registration form for `reason`.
+/// Whether the unregistered page offers the registration form for `reason`: not when the
+/// operator must act, nor when the client's metadata document failed (registering would not
+/// fix the document).
 fn shows_form(form_shown: bool, reason: &UnknownReason) -> bool {
-    form_shown && *reason != UnknownReason::RegistrationDisabled
+    form_shown
+        && !matches!(
+            reason,
+            UnknownReason::RegistrationDisabled | UnknownReason::CimdFailed(_)
+        )
 }
 
 /// The texts of the unregistered page for the reasons that carry no detail (by
@@ -185,7 +210,7 @@ impl UnregisteredTexts {
     pub fn new(name: &str, form_shown: bool) -> Self {
         let texts = |reason: UnknownReason| {
             let show = shows_form(form_shown, &reason);
-            reason_texts(&reason, name, show)
+            reason_texts(&reason, name, show, "")
         };
         Self {
             reasons: [
@@ -218,11 +243,39 @@ fn redirect_source(redirect_uri: &str) -> Option<String> {
     }
 }
 
-fn consent_csp(redirect_uri: &str) -> String {
-    match redirect_source(redirect_uri) {
+/// The consent page's CSP: `form-action` admits the redirect URI's origin, and `img-src` the
+/// origin of the client's logo when one is shown.
+fn consent_csp(redirect_uri: &str, logo: Option<&str>) -> String {
+    let mut csp = match redirect_source(redirect_uri) {
         Some(src) => CSP.replace("form-action 'self'", &format!("form-action 'self' {src}")),
         None => CSP.to_owned(),
+    };
+    if let Some(src) = logo.and_then(redirect_source).filter(|s| s.contains("://")) {
+        csp = csp.replace(
+            "img-src 'self' data:",
+            &format!("img-src 'self' data: {src}"),
+        );
     }
+    csp
+}
+
+/// The logo of a metadata-document client, shown only when it is served from the host that
+/// publishes the document (the only host the person can trust, docs/behaviour.md §12), with
+/// the same scheme and port.
+fn document_logo(client: &Client) -> Option<&str> {
+    if client.registered_by != RegisteredBy::Document {
+        return None;
+    }
+    let logo = client.metadata.logo_uri.as_deref()?;
+    let (l, id) = (
+        url::Url::parse(logo).ok()?,
+        url::Url::parse(&client.client_id).ok()?,
+    );
+    let same = l.scheme() == id.scheme()
+        && l.host_str().is_some()
+        && l.host_str() == id.host_str()
+        && l.port_or_known_default() == id.port_or_known_default();
+    same.then_some(logo)
 }
 
 /// The lines of `scopes` as a person reads them; with `before` (what was approved earlier),
@@ -249,13 +302,6 @@ fn resource_shown(resource: &str) -> String {
         }
         Err(_) => resource.to_owned(),
     }
-}
-
-/// The host of a client_id that is an https URL (a metadata document vouches for the client).
-fn url_host(client_id: &str) -> Option<&str> {
-    let rest = client_id.strip_prefix("https://")?;
-    let host = rest.split(['/', '?', '#']).next()?;
-    (!host.is_empty()).then_some(host)
 }
 
 /// A day, `2026-11-28`, from seconds since the epoch (UTC).
@@ -368,6 +414,7 @@ impl Html {
                     .map(|g| g.scopes.as_slice())
                     .unwrap_or(&[]);
                 let scopes = scope_lines(page, &r.scopes, previous.as_ref().map(|_| before));
+                let logo = document_logo(client);
                 let mut res = render(
                     StatusCode::OK,
                     ConsentPage {
@@ -376,7 +423,10 @@ impl Html {
                         action: &action,
                         client_name: client.display_name(),
                         client_id: &client.client_id,
-                        vouched_by: url_host(&client.client_id),
+                        document_host: (client.registered_by == RegisteredBy::Document)
+                            .then(|| cimd::display_host(&client.client_id))
+                            .flatten(),
+                        logo,
                         username,
                         redirect_host: redirect_host(&r.redirect_uri),
                         step_up: scopes.iter().any(|s| s.new),
@@ -388,7 +438,7 @@ impl Html {
                         csrf,
                     },
                 );
-                if let Ok(csp) = HeaderValue::try_from(consent_csp(&r.redirect_uri)) {
+                if let Ok(csp) = HeaderValue::try_from(consent_csp(&r.redirect_uri, logo)) {
                     res.headers_mut()
                         .insert(header::CONTENT_SECURITY_POLICY, csp);
                 }
@@ -550,7 +600,7 @@ impl Renderer for Html {
             Some(i) => &page.html.reasons[i],
             None => {
                 let show = shows_form(page.form_shown, view.reason);
-                computed = reason_texts(view.reason, &page.name, show);
+                computed = reason_texts(view.reason, &page.name, show, view.client_id);
                 &computed
             }
         };
@@ -571,7 +621,15 @@ impl Renderer for Html {
             explanation: &texts.explanation,
             client_id: view.client_id,
             steps: &texts.steps,
-            registration_doc: ep.registration.as_ref().map(|_| ep.documentation.as_str()),
+            registration_doc: ep
+                .registration
+                .as_ref()
+                .filter(|_| !matches!(view.reason, UnknownReason::CimdFailed(_)))
+                .map(|_| ep.documentation.as_str()),
+            cimd_error: match view.reason {
+                UnknownReason::CimdFailed(why) => Some(why.code()),
+                _ => None,
+            },
             form,
         };
         let mut res = render(StatusCode::BAD_REQUEST, tpl);
@@ -661,8 +719,21 @@ mod tests {
             Some("x-app:")
         );
         assert!(
-            super::consent_csp("http://localhost:5000/cb")
+            super::consent_csp("http://localhost:5000/cb", None)
                 .contains("form-action 'self' http://localhost:5000; base-uri 'none'")
+        );
+        let with_logo = super::consent_csp(
+            "https://app.example/cb",
+            Some("https://app.example/logo.png"),
+        );
+        assert!(
+            with_logo.contains("img-src 'self' data: https://app.example; "),
+            "{with_logo}"
+        );
+        assert!(
+            !super::consent_csp("https://app.example/cb", Some("x-app://a;script-src%20*/l"))
+                .contains("x-app"),
+            "a logo source is an http(s) origin or nothing"
         );
     }
 }

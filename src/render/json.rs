@@ -30,10 +30,11 @@ struct ProblemBody<'a> {
 }
 
 /// The unregistered-client document (docs/behaviour.md §5.3), as the bytes around the two
-/// request fields in it: `head`, the client_id, the reason's tail, then `,"state":…` when
-/// sent, then `}`. Every settings-derived field is serialised by `serde_json` when a tail is
-/// made — once at start-up for the reasons without a detail, per answer for `cimd_failed` — so
-/// the same texts are not escaped again on every request. Keys are in alphabetical order.
+/// request fields in it: `head`, for `cimd_failed` its `"cimd_error":…,`, `"client_id":`, the
+/// client_id, the reason's tail, then `,"state":…` when sent, then `}`. Every settings-derived
+/// field is serialised by `serde_json` when a tail is made — once at start-up for the reasons
+/// without a detail, per answer for `cimd_failed` — so the same texts are not escaped again on
+/// every request. Keys are in alphabetical order.
 pub struct UnregisteredJson {
     head: String,
     registration: String,
@@ -59,7 +60,7 @@ fn json_str(s: &str) -> String {
 impl UnregisteredJson {
     pub fn new(ep: &Endpoints) -> Self {
         let head = format!(
-            "{{\"authorization_server_metadata\":{},\"client_id\":",
+            "{{\"authorization_server_metadata\":{},",
             json_str(&ep.metadata)
         );
         let registration = ep.registration.as_deref().map_or(String::new(), |r| {
@@ -82,12 +83,8 @@ impl UnregisteredJson {
     /// Everything after the client_id up to the optional state, for `reason`.
     fn tail(&self, reason: &UnknownReason) -> String {
         let description = unregistered_description(reason, self.registration_endpoint.as_deref());
-        let detail = match reason {
-            UnknownReason::CimdFailed(why) => format!(",\"reason_detail\":{}", json_str(why)),
-            _ => String::new(),
-        };
         format!(
-            ",\"error\":\"invalid_client\",\"error_description\":{},\"reason\":{}{detail}{}",
+            ",\"error\":\"invalid_client\",\"error_description\":{},\"reason\":{}{}",
             json_str(&description),
             json_str(reason.as_str()),
             self.registration
@@ -105,9 +102,16 @@ impl UnregisteredJson {
             }
         };
         let state_len = view.state.map_or(0, |s| s.len() + 16);
-        let mut out =
-            Vec::with_capacity(self.head.len() + tail.len() + view.client_id.len() + state_len + 8);
+        let mut out = Vec::with_capacity(
+            self.head.len() + tail.len() + view.client_id.len() + state_len + 48,
+        );
         out.extend_from_slice(self.head.as_bytes());
+        if let UnknownReason::CimdFailed(why) = view.reason {
+            out.extend_from_slice(b"\"cimd_error\":");
+            push_json_str(&mut out, why.code());
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"client_id\":");
         push_json_str(&mut out, view.client_id);
         out.extend_from_slice(tail.as_bytes());
         if let Some(state) = view.state {
@@ -235,18 +239,19 @@ impl Renderer for Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::cimd::Failure;
 
     /// The unregistered-client document, serialised field by field: what the prebuilt parts
     /// must add up to.
     #[derive(Serialize)]
     struct Expected<'a> {
         authorization_server_metadata: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cimd_error: Option<&'a str>,
         client_id: &'a str,
         error: &'static str,
         error_description: &'a str,
         reason: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason_detail: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         registration_endpoint: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -267,7 +272,9 @@ mod tests {
                 UnknownReason::Unknown,
                 UnknownReason::Expired,
                 UnknownReason::RegistrationDisabled,
-                UnknownReason::CimdFailed("HTTP 404 \"<x>\"".into()),
+                UnknownReason::CimdFailed(Failure::ClientIdMismatch {
+                    found: "\"<x>\"".into(),
+                }),
             ] {
                 for (client_id, state) in [
                     ("c", None),
@@ -284,14 +291,14 @@ mod tests {
                     let description = unregistered_description(&reason, registration);
                     let expected = Expected {
                         authorization_server_metadata: &ep.metadata,
+                        cimd_error: match &reason {
+                            UnknownReason::CimdFailed(why) => Some(why.code()),
+                            _ => None,
+                        },
                         client_id,
                         error: "invalid_client",
                         error_description: &description,
                         reason: reason.as_str(),
-                        reason_detail: match &reason {
-                            UnknownReason::CimdFailed(why) => Some(why),
-                            _ => None,
-                        },
                         registration_endpoint: registration,
                         state,
                     };

@@ -214,14 +214,15 @@ pub fn unregistered_description(
     registration_endpoint: Option<&str>,
 ) -> String {
     match (reason, registration_endpoint) {
+        // The document's publisher must fix it: nothing here suggests registering.
+        (UnknownReason::CimdFailed(why), _) => {
+            format!("The client's metadata document could not be used: {why}.")
+        }
         (UnknownReason::RegistrationDisabled, _) | (_, None) => {
             "The client is not registered with this authorization server, and this server does not accept new registrations; ask its operator to register the client.".to_owned()
         }
         (UnknownReason::Expired, Some(ep)) => format!(
             "The client's registration with this authorization server has expired; register it again at {ep} and retry the authorization with the new client_id."
-        ),
-        (UnknownReason::CimdFailed(why), Some(ep)) => format!(
-            "The client's metadata document could not be used ({why}); fix it, or register the client at {ep} and retry the authorization with the new client_id."
         ),
         (UnknownReason::Unknown, Some(ep)) => format!(
             "The client is not registered with this authorization server; register it at {ep} and retry the authorization with the new client_id."

@@ -84,6 +84,8 @@ pub struct UnregisteredPage<'a> {
     pub client_id: &'a str,
     pub steps: &'a [Escaped],
     pub registration_doc: Option<&'a str>,
+    /// For `cimd_failed`: the `cimd_error` code.
+    pub cimd_error: Option<&'a str>,
     pub form: Option<RegisterForm<'a>>,
 }
 
@@ -153,8 +155,10 @@ pub struct ConsentPage<'a> {
     pub action: &'a str,
     pub client_name: &'a str,
     pub client_id: &'a str,
-    /// For a client identified by a URL, the host that vouches for it.
-    pub vouched_by: Option<&'a str>,
+    /// For a metadata-document client: the host of its client_id URL, shown prominently.
+    pub document_host: Option<String>,
+    /// Its logo, when served from that host.
+    pub logo: Option<&'a str>,
     pub username: &'a str,
     pub redirect_host: String,
     pub scopes: Vec<ScopeLine>,

@@ -35,3 +35,11 @@ pub fn grants(username: &str) -> String {
 pub fn server_secret(name: &str) -> String {
     format!("meta:{name}")
 }
+/// A fetched Client ID Metadata Document, under the hash of its URL (URLs are long).
+pub fn document(url: &str) -> String {
+    format!("cimd:{}", hash(url))
+}
+/// The mark of a process fetching that document, so other processes wait for its copy.
+pub fn document_fetch(url: &str) -> String {
+    format!("cimd-fetch:{}", hash(url))
+}

@@ -21,7 +21,9 @@ use kv::{Durability, Kv, Once};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
-use crate::records::{AuthCode, Client, Family, Grant, PendingRequest, Session, Token, TokenKind};
+use crate::records::{
+    AuthCode, CachedDocument, Client, Family, Grant, PendingRequest, Session, Token, TokenKind,
+};
 use crate::settings::{Backend as BackendKind, Storage};
 
 /// Why a storage operation failed. `Unavailable` becomes `503 temporarily_unavailable`;
@@ -146,6 +148,21 @@ pub trait Backend {
         ttl: Duration,
     ) -> Result<(), StoreError>;
     async fn family(&self, family_id: &str) -> Result<Option<Family>, StoreError>;
+
+    // --- client metadata documents (docs/behaviour.md §12) ---------------------------------
+    /// Keeps the fetched document of `url` for `ttl` (past its stale-if-error time).
+    async fn put_document(
+        &self,
+        url: &str,
+        document: &CachedDocument,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    async fn document(&self, url: &str) -> Result<Option<CachedDocument>, StoreError>;
+    /// Marks `url` as being fetched for `ttl` by the caller; false when another caller's mark
+    /// is there, so that processes sharing the store fetch a document once.
+    async fn claim_document_fetch(&self, url: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Removes the mark when the fetch is over.
+    async fn release_document_fetch(&self, url: &str) -> Result<(), StoreError>;
 
     // --- the server's own keys ------------------------------------------------------------
     /// The secret stored under `name`, storing `fresh` first if there is none, so that every
@@ -327,6 +344,31 @@ impl<K: Kv> Backend for K {
 
     async fn family(&self, family_id: &str) -> Result<Option<Family>, StoreError> {
         get_json(self, &keys::family(family_id)).await
+    }
+
+    async fn put_document(
+        &self,
+        url: &str,
+        document: &CachedDocument,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        // A cache: a crash that loses it costs one fetch.
+        let key = keys::document(url);
+        self.put_volatile(&key, &encode(&key, document)?, Some(ttl))
+            .await
+    }
+
+    async fn document(&self, url: &str) -> Result<Option<CachedDocument>, StoreError> {
+        get_json(self, &keys::document(url)).await
+    }
+
+    async fn claim_document_fetch(&self, url: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.put_new(&keys::document_fetch(url), b"1", Some(ttl))
+            .await
+    }
+
+    async fn release_document_fetch(&self, url: &str) -> Result<(), StoreError> {
+        self.remove(&keys::document_fetch(url)).await.map(|_| ())
     }
 
     async fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {

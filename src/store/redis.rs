@@ -272,6 +272,12 @@ impl Kv for RedisStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
+        // A TTL that is already over leaves nothing behind, as in the other backends: the
+        // answer is whether the key was free (`PX 1` would hold it for a millisecond).
+        if ttl.is_some_and(|t| t.is_zero()) {
+            let exists: bool = self.query(redis::cmd("EXISTS").arg(self.key(key))).await?;
+            return Ok(!exists);
+        }
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value).arg("NX");
         if let Some(ttl) = ttl {

@@ -22,7 +22,7 @@ import { PAGE_NAMES, walkEveryPage } from './lib/pages.mjs';
 
 const WIDTHS = { desktop: DESKTOP, phone: PHONE };
 /** Pages also shot in the dark palette. */
-const DARK_TOO = new Set(['unregistered', 'consent']);
+const DARK_TOO = new Set(['unregistered', 'consent', 'consent-document']);
 const BLOCKING = new Set(['serious', 'critical']);
 
 let env;

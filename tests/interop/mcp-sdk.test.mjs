@@ -7,7 +7,6 @@
 // The whole sequence runs against one Doorman, then against two behind a round-robin proxy.
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -15,80 +14,7 @@ import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { authorizeInBrowser, formatTrace } from './lib/browser.mjs';
 import { processLabel, startEnvironment, USER, withServerLogs } from './lib/harness.mjs';
 import { audienceIncludes, introspect, registerResourceServer } from './lib/resource-server.mjs';
-
-/**
- * An in-memory OAuthClientProvider, as a CLI MCP client would implement it: it keeps what the SDK
- * hands it and records the authorization URLs it is asked to open.
- */
-class MemoryProvider {
-  constructor(redirectUrl) {
-    this._redirectUrl = redirectUrl;
-    this.authorizationUrls = [];
-    this.states = [];
-    this._clientInformation = undefined;
-    this._tokens = undefined;
-    this._codeVerifier = undefined;
-  }
-
-  get redirectUrl() {
-    return this._redirectUrl;
-  }
-
-  get clientMetadata() {
-    return {
-      client_name: 'Doorman interop (MCP TypeScript SDK)',
-      redirect_uris: [this._redirectUrl],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-      scope: 'mcp offline_access',
-    };
-  }
-
-  state() {
-    const state = randomBytes(16).toString('base64url');
-    this.states.push(state);
-    return state;
-  }
-
-  clientInformation() {
-    return this._clientInformation;
-  }
-
-  saveClientInformation(info) {
-    this._clientInformation = info;
-  }
-
-  tokens() {
-    return this._tokens;
-  }
-
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-
-  redirectToAuthorization(url) {
-    this.authorizationUrls.push(new URL(url));
-  }
-
-  saveCodeVerifier(verifier) {
-    this._codeVerifier = verifier;
-  }
-
-  codeVerifier() {
-    if (!this._codeVerifier) throw new Error('no code verifier saved');
-    return this._codeVerifier;
-  }
-}
-
-/** A fetch that records "METHOD url" for every request the SDK makes. */
-function recordingFetch(log) {
-  return (input, init) => {
-    const url = input instanceof Request ? input.url : String(input);
-    log.push(`${(init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase()} ${url}`);
-    return fetch(input, init);
-  };
-}
+import { MemoryProvider, recordingFetch } from './lib/sdk.mjs';
 
 for (const processes of [1, 2]) {
   const label = processLabel(processes);

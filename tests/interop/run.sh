@@ -26,7 +26,7 @@ if [ ! -d node_modules ]; then
 fi
 
 if [ "$#" -eq 0 ]; then
-  set -- mcp-sdk.test.mjs oauth4webapi.test.mjs
+  set -- mcp-sdk.test.mjs mcp-sdk-cimd.test.mjs oauth4webapi.test.mjs
 fi
 status=0
 node --test "$@" || status=$?

@@ -81,10 +81,9 @@ async fn metadata_document_lists_the_rfc8414_fields() {
             .is_some_and(|d| d.starts_with("https://")),
         "{doc}"
     );
-    assert!(
-        doc.get("client_id_metadata_document_supported")
-            .is_none_or(|v| *v == false),
-        "CIMD is not implemented, so it must not be advertised: {doc}"
+    assert_eq!(
+        doc["client_id_metadata_document_supported"], true,
+        "metadata documents are on by default (cimd.enabled): {doc}"
     );
 }
 

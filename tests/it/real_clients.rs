@@ -385,10 +385,29 @@ async fn real_client_authorization_requests_are_not_refused() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The CIMD clients' real authorization requests, with their published documents pinned
+/// (`cimd.pinned`, so nothing is fetched): each gets the sign-in page. Clients whose documents
+/// are not in the fixtures are outside `cimd.allow_domains`, so they are refused without a
+/// fetch, with the `cimd_failed` answer that says so.
 #[actix_web::test]
-async fn cimd_clients_get_the_unregistered_answer() {
-    let app = TestApp::spawn().await;
-    let mut count = 0;
+async fn cimd_clients_resolve_from_their_pinned_documents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let documents = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cimd");
+    for name in [
+        "claude-ai-connectors.json",
+        "claude-code.json",
+        "vscode.json",
+        "chatgpt.json",
+    ] {
+        std::fs::copy(format!("{documents}/{name}"), dir.path().join(name)).expect("copy");
+    }
+    let pinned = dir.path().display().to_string();
+    let app = TestApp::with(&[
+        ("cimd.pinned", pinned.as_str()),
+        ("cimd.allow_domains", "claude.ai,vscode.dev,chatgpt.com"),
+    ])
+    .await;
+    let (mut resolved, mut refused) = (0, 0);
 
     for fixture in fixtures() {
         let (None, Some(auth)) = (&fixture.register, &fixture.authorize) else {
@@ -401,27 +420,47 @@ async fn cimd_clients_get_the_unregistered_answer() {
         else {
             continue;
         };
-        let params = authorization_params(auth, client_id, &[]);
+        let sent = auth["redirect_uri"].as_str().expect("redirect_uri");
+        let registered = vec![redirect_uri(sent, REGISTER_PORT)];
+        let params = authorization_params(auth, client_id, &registered);
 
         let mut res = app
             .get(&format!("/authorize?{}", query(&params)))
             .send()
             .await
             .expect("GET /authorize");
-        let doc = json(&mut res).await;
-        count += 1;
+        let body = crate::support::text(&mut res).await;
 
-        // CIMD fetching is not implemented: the client is not known here.
-        assert_eq!(res.status(), 400, "{}", fixture.name);
         assert!(res.headers().get("location").is_none(), "{}", fixture.name);
-        assert_eq!(doc["error"], "invalid_client", "{}: {doc}", fixture.name);
-        assert_eq!(doc["reason"], "unknown", "{}: {doc}", fixture.name);
-        assert_eq!(doc["client_id"], client_id, "{}", fixture.name);
-        assert!(doc["registration_endpoint"].is_string(), "{}", fixture.name);
-        if let Some((_, state)) = params.iter().find(|(k, _)| k == "state") {
-            assert_eq!(doc["state"], state.as_str(), "{}", fixture.name);
+        let host = url::Url::parse(client_id).expect("URL");
+        if ["claude.ai", "vscode.dev", "chatgpt.com"].contains(&host.host_str().unwrap_or("")) {
+            assert_eq!(res.status(), 200, "{}: {body}", fixture.name);
+            assert!(
+                body.contains("name=\"password\""),
+                "{}: sign-in page",
+                fixture.name
+            );
+            resolved += 1;
+        } else {
+            let doc: Value = serde_json::from_str(&body).expect("JSON");
+            assert_eq!(res.status(), 400, "{}", fixture.name);
+            assert_eq!(doc["reason"], "cimd_failed", "{}: {doc}", fixture.name);
+            assert_eq!(
+                doc["cimd_error"], "domain_not_allowed",
+                "{}: {doc}",
+                fixture.name
+            );
+            assert_eq!(doc["client_id"], client_id, "{}", fixture.name);
+            refused += 1;
         }
     }
 
-    assert!(count >= 5, "{count} CIMD clients in the fixtures");
+    assert!(
+        resolved >= 4,
+        "{resolved} CIMD clients resolved from pinned documents"
+    );
+    assert!(
+        refused >= 1,
+        "{refused} CIMD clients outside the allowed domains"
+    );
 }

@@ -848,6 +848,43 @@ async fn a_registration_never_used_lapses_as_expired_and_a_used_one_stays() {
     );
 }
 
+#[actix_web::test]
+async fn a_used_registration_lapses_when_idle_and_each_use_keeps_it() {
+    let day = 86_400;
+    let app = password_app(&[("registration.idle_ttl", "864000")]).await;
+    let idle = public_client(&app).await;
+    let active = public_client(&app).await;
+    let idle_tokens = tokens(&app, &idle, "").await;
+    let active_tokens = tokens(&app, &active, "").await;
+    app.clock.advance(9 * day);
+    let kept_alive = refresh(&app, &active, field(&active_tokens, "refresh_token"), None).await;
+    app.clock.advance(2 * day);
+
+    let mut lapsed = app
+        .get(&format!("/authorize?client_id={}", idle.id))
+        .send()
+        .await
+        .expect("GET");
+    let doc: Value = json(&mut lapsed).await;
+    let idle_refresh = refresh(&app, &idle, field(&idle_tokens, "refresh_token"), None).await;
+    let active_refresh = refresh(
+        &app,
+        &active,
+        field(&kept_alive.json(), "refresh_token"),
+        None,
+    )
+    .await;
+
+    assert_eq!(kept_alive.status, 200, "{}", kept_alive.body);
+    assert_eq!(doc["reason"], "expired", "idle for 11 days: {doc}");
+    assert_oauth_error(&idle_refresh, 401, "invalid_client");
+    assert_eq!(
+        active_refresh.status, 200,
+        "refreshed 2 days ago: {}",
+        active_refresh.body
+    );
+}
+
 // --- 14. secrets in the store ------------------------------------------------------------------
 
 #[test]

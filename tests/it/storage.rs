@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use doorman::records::{
-    AuthCode, AuthRequest, Client, Family, Grant, PendingRequest, RegisteredBy, ResourceServer,
-    Session, Token, TokenKind,
+    AuthCode, AuthRequest, CachedDocument, Client, Family, Grant, PendingRequest, RegisteredBy,
+    ResourceServer, Session, Token, TokenKind,
 };
 use doorman::store::kv::{self, Durability, Kv, Once};
 use doorman::store::{Backend as _, Store, StoreError, Taken};
@@ -546,6 +546,7 @@ fn client(id: &str) -> Client {
             resources: vec!["https://mcp.example.com/".into()],
         }),
         used: true,
+        last_used: 1_700_086_400,
     }
 }
 
@@ -1002,6 +1003,92 @@ pub async fn conformance(store: &Store, name: &str) {
         store.family("family-1").await.expect("family"),
         Some(family),
         "{name}"
+    );
+
+    // Client metadata documents: kept, read, lapsed; one fetch mark at a time, also when many
+    // callers race for it.
+    let url = "https://app.example/client.json";
+    let document = CachedDocument {
+        body: r#"{"client_id":"https://app.example/client.json"}"#.into(),
+        fetched_at: 1_700_000_000,
+        fresh_until: 1_700_000_300,
+        stale_until: 1_700_086_700,
+    };
+    assert_eq!(store.document(url).await.expect("document"), None, "{name}");
+    store
+        .put_document(url, &document, hour)
+        .await
+        .expect("put_document");
+    store
+        .put_document("https://lapsed.example/c.json", &document, gone)
+        .await
+        .expect("put_document");
+    assert_eq!(
+        store.document(url).await.expect("document"),
+        Some(document.clone()),
+        "{name}"
+    );
+    assert_eq!(
+        store
+            .document("https://lapsed.example/c.json")
+            .await
+            .expect("document"),
+        None,
+        "{name}: a document's TTL is a store TTL"
+    );
+    assert_eq!(
+        store
+            .document("https://app.example/other.json")
+            .await
+            .expect("document"),
+        None,
+        "{name}"
+    );
+    let claims =
+        futures_util::future::join_all((0..16).map(|_| store.claim_document_fetch(url, hour)))
+            .await;
+    assert_eq!(
+        claims.iter().filter(|c| matches!(c, Ok(true))).count(),
+        1,
+        "{name}: one fetcher among racing callers"
+    );
+    assert!(
+        store
+            .claim_document_fetch("https://app.example/other.json", hour)
+            .await
+            .expect("claim"),
+        "{name}: marks are per URL"
+    );
+    store.release_document_fetch(url).await.expect("release");
+    assert!(
+        store.claim_document_fetch(url, hour).await.expect("claim"),
+        "{name}: released"
+    );
+    assert!(
+        store
+            .claim_document_fetch("https://lapsing.example/c.json", gone)
+            .await
+            .expect("claim"),
+        "{name}"
+    );
+    assert!(
+        store
+            .claim_document_fetch("https://lapsing.example/c.json", hour)
+            .await
+            .expect("claim"),
+        "{name}: a lapsed mark is no mark"
+    );
+    for u in [
+        url,
+        "https://app.example/other.json",
+        "https://lapsing.example/c.json",
+    ] {
+        store.release_document_fetch(u).await.expect("release");
+    }
+    assert_eq!(
+        store.document(url).await.expect("document"),
+        Some(document),
+        "{name}: releasing the mark keeps the document"
     );
 
     // The server's own secrets: the first one stored is everyone's.

@@ -6,6 +6,10 @@
 //   env.issuer              – Doorman's URL, e.g. http://127.0.0.1:41234
 //   env.redirectUri         – the client's redirect URI, http://127.0.0.1:<cbport>/callback
 //   env.callbacks           – every request the client's redirect URI received (URL objects)
+//   env.documentClientId    – a client_id that is a Client ID Metadata Document URL, served by the
+//                             stand-in client (http on loopback, allowed by Doorman's [cimd]
+//                             settings), with its logo on the same host
+//   env.documentUrl(path)   – a document URL on the stand-in client (e.g. one that answers 404)
 //   env.authorizeUrl(opts)  – an authorization link for a client_id, with PKCE (S256)
 //   await env.newPage(opts) – a page in a fresh browser context, watched for problems
 //   env.problems()          – console errors, CSP violations, failed and 4xx/5xx subresource loads
@@ -109,6 +113,26 @@ const CALLBACK_HTML = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Client callback</title></head>
 <body><main><h1>Client callback</h1><p>The authorization server sent the browser back.</p></main></body></html>`;
 
+/** Where the stand-in client publishes its Client ID Metadata Document. */
+const DOCUMENT_PATH = '/client-metadata.json';
+
+/** The stand-in client's metadata document (docs/behaviour.md §12). */
+function clientDocument(env) {
+  return {
+    client_id: env.documentClientId,
+    client_name: 'Example Notes',
+    client_uri: env.documentUrl('/'),
+    logo_uri: env.documentUrl('/logo.svg'),
+    redirect_uris: [env.redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+  };
+}
+
+/** The stand-in client's logo. */
+const CLIENT_LOGO = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 48"><rect width="48" height="48" rx="10" fill="#2f6f4f"/><path d="M14 12h14l6 6v18H14z" fill="#fff"/><path d="M18 22h12M18 27h12M18 32h8" stroke="#2f6f4f" stroke-width="2"/></svg>`;
+
 export async function startEnvironment() {
   if (!existsSync(doormanBinary)) throw new Error(`${doormanBinary} is missing; run cargo build --release`);
   if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing; apt-get install -y chromium`);
@@ -118,14 +142,33 @@ export async function startEnvironment() {
   let doorman;
   let exited;
 
-  // 1. The client's redirect URI.
+  // 1. The client: its redirect URI, its metadata document and its logo.
   const client = http.createServer((req, res) => {
-    env.callbacks.push(new URL(req.url, `http://${req.headers.host}`));
+    const url = new URL(req.url, `http://${req.headers.host}`);
+    if (url.pathname === DOCUMENT_PATH) {
+      const body = JSON.stringify(clientDocument(env));
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=600' });
+      res.end(body);
+      return;
+    }
+    if (url.pathname === '/logo.svg') {
+      res.writeHead(200, { 'content-type': 'image/svg+xml', 'cache-control': 'max-age=600' });
+      res.end(CLIENT_LOGO);
+      return;
+    }
+    if (url.pathname.endsWith('.json')) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('no such document\n');
+      return;
+    }
+    env.callbacks.push(url);
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
     res.end(CALLBACK_HTML);
   });
   const clientPort = await listen(client);
   env.redirectUri = `http://127.0.0.1:${clientPort}/callback`;
+  env.documentUrl = (p) => `http://127.0.0.1:${clientPort}${p}`;
+  env.documentClientId = env.documentUrl(DOCUMENT_PATH);
 
   const stop = async () => {
     await env.browser?.close().catch(() => {});
@@ -166,6 +209,11 @@ enabled = false
 [login]
 mode = "password"
 users = [{ username = ${q(USER.username)}, password_hash = ${q(passwordHash())} }]
+
+# The stand-in client publishes its metadata document on loopback over http.
+[cimd]
+allow_hosts = ["127.0.0.1"]
+allow_http_hosts = ["127.0.0.1"]
 `;
     const configFile = path.join(dir, 'doorman.toml');
     await writeFile(configFile, config);

@@ -15,6 +15,10 @@
 //   registered-confidential  GET /register, a confidential client registered: its secret, once
 //   error-return          a self-registered https client's failed request: an error page with a
 //                         "Return to <host>" link instead of a redirect (RFC 9700 §4.11.2)
+//   cimd-failed           GET /authorize for a client_id whose metadata document is gone (404):
+//                         the page names the client's host and offers no registration
+//   consent-document      the consent page of a client identified by its metadata document: its
+//                         name, its logo (same host) and, prominently, its host
 //
 // Each step checks that it reached the page it meant to, so a visit never runs on the wrong page.
 
@@ -35,6 +39,8 @@ export const PAGE_NAMES = [
   'error-redirect-uri',
   'registered-confidential',
   'error-return',
+  'cimd-failed',
+  'consent-document',
 ];
 
 /** The text of the page's h1. */
@@ -146,6 +152,26 @@ export async function walkEveryPage(env, page, visit) {
   const back = page.getByRole('link', { name: 'Return to app.example' });
   assert.match(await back.getAttribute('href'), /^https:\/\/app\.example\/landing\?error=unsupported_response_type/);
   await visit('error-return', page);
+
+  // cimd-failed: a client whose metadata document answers 404
+  res = await page.goto(env.authorizeUrl({ clientId: env.documentUrl('/gone-metadata.json') }));
+  assert.equal(res.status(), 400);
+  assert.match(await heading(page), /could not be identified/);
+  const documentHost = new URL(env.documentClientId).host;
+  const failed = await page.locator('main').innerText();
+  assert.ok(failed.includes(documentHost) && failed.includes('HTTP 404'), `names the host and what failed: ${failed}`);
+  assert.equal(await page.locator('form').count(), 0, 'no registration form');
+  assert.doesNotMatch(failed, /regist/i, 'nothing suggests registering');
+  await visit('cimd-failed', page);
+
+  // consent-document: still signed in, so straight to the consent page
+  res = await page.goto(env.authorizeUrl({ clientId: env.documentClientId }));
+  assert.equal(res.status(), 200);
+  await page.getByRole('button', { name: 'Approve' }).waitFor();
+  assert.equal(await page.locator('strong.host').innerText(), documentHost);
+  assert.match(await page.locator('p.lead').innerText(), /Example Notes/);
+  assert.equal(await page.locator('img.client-logo').evaluate((img) => img.naturalWidth > 0), true, 'the logo loaded');
+  await visit('consent-document', page);
 
   return { clientId };
 }

@@ -281,8 +281,9 @@ function operatorClient(configFile, cwd, args) {
   return { client_id: value('client_id'), client_secret: value('client_secret') };
 }
 
-/** The Doorman settings file for this environment (every key exists in settings/default.toml). */
-function doormanConfig({ issuer, bindPort, redisSocket, keyPrefix }) {
+/** The Doorman settings file for this environment (every key exists in settings/default.toml);
+ *  `extra` is appended (whole TOML sections a suite needs, e.g. `[cimd]`). */
+function doormanConfig({ issuer, bindPort, redisSocket, keyPrefix, extra = '' }) {
   const q = (s) => JSON.stringify(s); // a JSON string is a valid TOML basic string for these values
   return `# Written by tests/interop/lib/harness.mjs
 issuer = ${q(issuer)}
@@ -308,14 +309,15 @@ users = [{ username = ${q(USER.username)}, password_hash = ${q(passwordHash())} 
 # it without waiting out the grace period for retries (the integration tests cover that).
 [tokens]
 refresh_grace = 0
-`;
+${extra}`;
 }
 
 /**
- * Starts Redis, `processes` Doorman processes (1 or 2) and the protected-resource server.
+ * Starts Redis, `processes` Doorman processes (1 or 2) and the protected-resource server;
+ * `extraConfig` is TOML appended to every Doorman's settings file.
  * Whatever was started is stopped again if any step fails.
  */
-export async function startEnvironment({ processes = 1 } = {}) {
+export async function startEnvironment({ processes = 1, extraConfig = '' } = {}) {
   if (processes !== 1 && processes !== 2) throw new Error('processes must be 1 or 2');
   if (!existsSync(doormanBinary)) throw new Error(`${doormanBinary} not found: run cargo build --release`);
 
@@ -396,7 +398,10 @@ export async function startEnvironment({ processes = 1 } = {}) {
     const doormen = [];
     for (const [i, port] of backendPorts.entries()) {
       const configFile = path.join(dir, `doorman-${i}.toml`);
-      await writeFile(configFile, doormanConfig({ issuer: env.issuer, bindPort: port, redisSocket, keyPrefix }));
+      await writeFile(
+        configFile,
+        doormanConfig({ issuer: env.issuer, bindPort: port, redisSocket, keyPrefix, extra: extraConfig }),
+      );
       if (i === 0) env.operatorClient = (args) => operatorClient(configFile, dir, args);
       const logFile = path.join(dir, `doorman-${i}.log`);
       logFiles.push(logFile);
