@@ -24,7 +24,7 @@ use actix_web::{App, HttpResponse, HttpServer, guard, web};
 
 use crate::http::negotiate::PrefersHtml;
 use crate::http::ratelimit::Limits;
-use crate::http::{authorize, health, login, metadata as meta_http, register, token};
+use crate::http::{authorize, health, login, metadata as meta_http, register, token, upstream};
 use crate::metadata::{OPENID_WELL_KNOWN, WELL_KNOWN};
 use crate::render::{Html, Json};
 use crate::settings::Settings;
@@ -165,6 +165,15 @@ fn routes(cfg: &mut web::ServiceConfig, limits: &Limits) {
     // CORS outside the limiter, so browser clients can read a 429 and its Retry-After.
     limited_service!(cfg, register_resource, &limits.register, cors());
     cfg.route("/login", web::post().to(login::post_login))
+        // Upstream sign-in (docs/behaviour.md §14).
+        .route(
+            "/login/{provider}",
+            web::get().to(upstream::get_login_provider),
+        )
+        .route(
+            "/login/{provider}/callback",
+            web::get().to(upstream::get_login_callback),
+        )
         .service(
             web::resource("/consent")
                 .route(web::get().to(login::get_consent))

@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::flows::Ctx;
 use crate::flows::guard::SignInGuard;
 use crate::flows::sessions::ServerKeys;
+use crate::flows::upstream::Providers;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
 use crate::render::Page;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub keys: ServerKeys,
     pub guard: SignInGuard,
+    pub upstream: Providers,
 }
 
 impl AppState {
@@ -30,6 +32,7 @@ impl AppState {
         let meta = Metadata::build(&settings);
         let guard = SignInGuard::new(&settings);
         let page = Page::new(&settings, &meta.endpoints);
+        let upstream = Providers::new(&settings.login.providers);
         Self {
             settings: Arc::new(settings),
             store,
@@ -39,6 +42,7 @@ impl AppState {
             metrics: Default::default(),
             keys: ServerKeys::default(),
             guard,
+            upstream,
         }
     }
 
@@ -50,6 +54,7 @@ impl AppState {
             endpoints: &self.meta.endpoints,
             keys: &self.keys,
             guard: &self.guard,
+            upstream: &self.upstream,
             now: self.clock.now(),
         }
     }

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use super::guard::Refused;
 use super::sessions::{self, BROWSER_COOKIE, NewSession, SignedIn};
-use super::{Browser, Ctx, Kind, Problem, clients};
+use super::{Browser, Ctx, Kind, Problem, clients, upstream};
 use crate::oauth::authorize::{self, ClientLookup, Outcome, Rules, UnknownReason};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::redirect_uri::{self, UriKind};
 use crate::oauth::target::Policy;
-use crate::records::{AuthCode, AuthRequest, Client, Consent, PendingRequest};
+use crate::records::{AuthCode, AuthRequest, Client, Consent, PendingRequest, Session};
 use crate::secret;
 use crate::settings::LoginMode;
 use crate::store::Backend;
@@ -45,6 +45,19 @@ pub enum Next {
     Ask(Box<Prompt>),
     /// Signed in: on to the consent page at this URL.
     Consent(String),
+    /// Off to an identity provider (docs/behaviour.md §14), with the cookie that binds the
+    /// round trip to this browser when it has none yet.
+    Upstream {
+        location: String,
+        binding: Option<String>,
+    },
+    /// Back from the identity provider and signed in: a page that continues to the consent
+    /// page at this URL by itself (a navigation from our own page, so the browser sends its
+    /// `SameSite=Strict` binding again, which it withholds after the provider's cross-site
+    /// redirect).
+    Continue(String),
+    /// An upstream sign-in that failed: a page saying why, with a way to try again.
+    Failed(Box<super::upstream::Failure>),
 }
 
 /// What an authorization step answers: where to go next, a session to start in the browser
@@ -191,14 +204,14 @@ async fn proceed(
     let mut signed_in = sessions::current(ctx, browser).await?;
     let mut new_session = None;
     if signed_in.is_none() && ctx.settings.login.mode == LoginMode::Dev {
-        let (s, c) = sessions::start(ctx, "dev").await?;
+        let (s, c) = sessions::start(ctx, "dev", None).await?;
         signed_in = Some(s);
         new_session = Some(c);
     }
     if let Some(s) = &signed_in
         && remembered(ctx, &s.session.username, &request).await?
     {
-        let redirect = code_redirect(ctx, &client, &request, &s.session.username, false).await?;
+        let redirect = code_redirect(ctx, &client, &request, &s.session, false).await?;
         return Ok(Answer {
             next: redirect,
             session: new_session,
@@ -224,8 +237,18 @@ async fn proceed(
     ctx.store
         .put_pending(&request_id, &pending, Duration::from_secs(PENDING_TTL))
         .await?;
+    // One identity provider and no password to offer: straight to it (docs/behaviour.md §14).
+    if signed_in.is_none()
+        && let Some((index, provider)) = upstream::sole_provider(ctx)
+    {
+        let answer = upstream::depart(ctx, index, provider, &request_id, &pending, browser).await;
+        return Ok(Answer {
+            browser: new_binding,
+            ..answer
+        });
+    }
     let prompt = match &signed_in {
-        Some(s) => consent_prompt(request_id, pending, client, s),
+        Some(s) => consent_prompt(ctx, request_id, pending, client, s),
         None => sign_in_prompt(request_id, pending, client, String::new(), None),
     };
     Ok(Answer {
@@ -258,6 +281,7 @@ fn consent_csrf(pending: &PendingRequest, session_id: &str) -> String {
 }
 
 fn consent_prompt(
+    ctx: &Ctx<'_>,
     request_id: String,
     pending: PendingRequest,
     client: Client,
@@ -269,7 +293,7 @@ fn consent_prompt(
         pending,
         client,
         step: Step::Consent {
-            username: signed_in.session.username.clone(),
+            username: upstream::shown_as(ctx, &signed_in.session),
             csrf,
         },
     }
@@ -331,7 +355,7 @@ async fn code_redirect(
     ctx: &Ctx<'_>,
     client: &Client,
     request: &AuthRequest,
-    username: &str,
+    session: &Session,
     after_form: bool,
 ) -> Result<Next, Problem> {
     clients::mark_used(ctx, client).await?;
@@ -344,9 +368,10 @@ async fn code_redirect(
         code_challenge: request.code_challenge.clone(),
         scopes: request.scopes.clone(),
         resource: request.resource.clone(),
-        username: username.to_owned(),
+        username: session.username.clone(),
         expires_at: ctx.now + ttl,
         family_id: secret::random_id(),
+        upstream: session.upstream.clone(),
     };
     ctx.store
         .put_code(&code, &record, Duration::from_secs(ttl))
@@ -378,7 +403,7 @@ fn forged_form() -> Problem {
 }
 
 /// The pending request `id`, unless it is gone or has expired by the app clock.
-async fn load_pending(ctx: &Ctx<'_>, id: &str) -> Result<PendingRequest, Problem> {
+pub(super) async fn load_pending(ctx: &Ctx<'_>, id: &str) -> Result<PendingRequest, Problem> {
     match ctx.store.pending(id).await? {
         Some(p) if p.expires_at > ctx.now => Ok(p),
         _ => Err(expired_request()),
@@ -396,7 +421,7 @@ fn other_browser() -> Problem {
 
 /// The pending request named by a form (or a query) and its client, if `browser` is the one
 /// that started it. The caller checks the CSRF token, as it knows what the token is bound to.
-async fn pending_and_client(
+pub(super) async fn pending_and_client(
     ctx: &Ctx<'_>,
     id: &str,
     browser: &Browser<'_>,
@@ -484,7 +509,7 @@ pub async fn sign_in(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) ->
         Ok(false) => return wrong_password(ctx, request_id, pending, client, username).await,
         Err(why) => return refused(why).into(),
     }
-    match sessions::start(ctx, username).await {
+    match sessions::start(ctx, username, None).await {
         Ok((_, session)) => Answer {
             next: Next::Consent(format!(
                 "{}/consent?request={request_id}",
@@ -540,7 +565,7 @@ pub async fn consent(ctx: &Ctx<'_>, request_id: &str, browser: &Browser<'_>) -> 
         let (pending, client) = pending_and_client(ctx, request_id, browser).await?;
         let id = request_id.to_owned();
         Ok::<_, Problem>(match sessions::current(ctx, browser).await? {
-            Some(s) => consent_prompt(id, pending, client, &s),
+            Some(s) => consent_prompt(ctx, id, pending, client, &s),
             None => sign_in_prompt(id, pending, client, String::new(), None),
         })
     };
@@ -603,7 +628,7 @@ pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) -> 
                 )
                 .await?;
         }
-        code_redirect(ctx, &client, request, username, true).await
+        code_redirect(ctx, &client, request, &signed_in.session, true).await
     };
     match result.await {
         Ok(next) => next.into(),

@@ -1,6 +1,6 @@
 //! The use cases, one file per family: clients (register, read, update, delete), authorization
 //! (validate, sign in, consent, issue a code), tokens (exchange, refresh, client credentials,
-//! revoke, introspect) and sessions. They take parsed input and return typed outcomes; they
+//! revoke, introspect), sessions and the upstream sign-in at identity providers. They take parsed input and return typed outcomes; they
 //! know nothing of actix or HTTP. Handlers call one flow and hand its outcome to a renderer.
 
 pub mod authorization;
@@ -8,6 +8,7 @@ pub mod clients;
 pub mod guard;
 pub mod sessions;
 pub mod tokens;
+pub mod upstream;
 
 use crate::metadata::Endpoints;
 use crate::oauth::errors::{ErrorCode, OAuthError};
@@ -26,6 +27,8 @@ pub struct Ctx<'a> {
     pub endpoints: &'a Endpoints,
     pub keys: &'a sessions::ServerKeys,
     pub guard: &'a guard::SignInGuard,
+    /// The identity providers' clients and caches (docs/behaviour.md §14).
+    pub upstream: &'a upstream::Providers,
     pub now: u64,
 }
 
@@ -100,6 +103,8 @@ pub enum Kind {
     Unavailable { retry_after: u64 },
     /// Something stored is unreadable; the operator is told in the log.
     Internal,
+    /// An identity provider answered with something unusable (docs/behaviour.md §14).
+    Upstream,
 }
 
 impl Problem {

@@ -14,7 +14,7 @@ use crate::oauth::scope;
 use crate::oauth::target::{self, Policy};
 use crate::records::{
     Client, Family, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, Token,
-    TokenKind,
+    TokenKind, Upstream,
 };
 use crate::secret;
 use crate::store::{Backend, Taken};
@@ -52,6 +52,9 @@ pub struct Introspection {
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
+    /// The identity provider the person signed in with (docs/behaviour.md §14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// An authenticated client and how it authenticated.
@@ -129,12 +132,19 @@ fn require_grant(client: &Client, grant: &str) -> Result<(), Problem> {
     }
 }
 
+/// Whom tokens are issued for: the subject, and who signed in upstream (docs/behaviour.md §14).
+#[derive(Clone, Copy)]
+struct Owner<'a> {
+    subject: &'a str,
+    upstream: Option<&'a Upstream>,
+}
+
 /// Issues an access token, and a refresh token when the grant belongs to a family that may
 /// refresh (`refresh_scopes`).
 async fn issue(
     ctx: &Ctx<'_>,
     client: &Client,
-    subject: &str,
+    owner: Owner<'_>,
     access_scopes: &[String],
     refresh_scopes: Option<&[String]>,
     resource: Option<&str>,
@@ -144,7 +154,8 @@ async fn issue(
     let access = secret::random_token();
     let record = Token {
         client_id: client.client_id.clone(),
-        subject: subject.to_owned(),
+        subject: owner.subject.to_owned(),
+        upstream: owner.upstream.cloned(),
         scopes: access_scopes.to_vec(),
         resource: resource.map(str::to_owned),
         family_id: family_id.map(str::to_owned),
@@ -256,7 +267,10 @@ async fn exchange_code(
     issue(
         ctx,
         client,
-        &record.username,
+        Owner {
+            subject: &record.username,
+            upstream: record.upstream.as_ref(),
+        },
         &record.scopes,
         refresh.then_some(record.scopes.as_slice()),
         record.resource.as_deref(),
@@ -331,7 +345,10 @@ async fn refresh(ctx: &Ctx<'_>, client: &Client, params: &Params<'_>) -> Result<
     issue(
         ctx,
         client,
-        &record.subject,
+        Owner {
+            subject: &record.subject,
+            upstream: record.upstream.as_ref(),
+        },
         &scopes,
         Some(&refresh_scopes),
         record.resource.as_deref(),
@@ -378,7 +395,10 @@ async fn client_credentials(
     issue(
         ctx,
         client,
-        &client.client_id,
+        Owner {
+            subject: &client.client_id,
+            upstream: None,
+        },
         &target.scopes,
         None,
         target.resource.as_deref(),
@@ -488,7 +508,15 @@ pub async fn introspect(
         scope: Some(scope::join(&t.scopes)),
         client_id: Some(t.client_id),
         sub: Some(t.subject.clone()),
-        username: Some(t.subject),
+        // RFC 7662 §2.2: a human-readable identifier; after an upstream sign-in the name the
+        // provider gave, else the subject.
+        username: Some(
+            t.upstream
+                .as_ref()
+                .and_then(|u| u.display_name())
+                .map_or_else(|| t.subject.clone(), str::to_owned),
+        ),
+        provider: t.upstream.map(|u| u.provider),
         aud: t.resource,
         exp: Some(t.expires_at),
         iat: Some(t.issued_at),

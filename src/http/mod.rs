@@ -10,3 +10,4 @@ pub mod ratelimit;
 pub mod register;
 pub mod request;
 pub mod token;
+pub mod upstream;

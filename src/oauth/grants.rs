@@ -251,6 +251,7 @@ mod tests {
             username: "alice".into(),
             expires_at: now + 300,
             family_id: "f".into(),
+            upstream: None,
         }
     }
 

@@ -8,6 +8,7 @@ use crate::metadata::Endpoints;
 
 use crate::flows::clients::CSRF_COOKIE as CSRF;
 use crate::flows::sessions::{BROWSER_COOKIE as BROWSER, SESSION_COOKIE as SESSION};
+use crate::flows::upstream::{ROUND_TRIP_TTL, UPSTREAM_COOKIE as UPSTREAM};
 
 /// The rendered attributes (`; Path=…; HttpOnly; …`) of each cookie, and the prefix of their
 /// names (`__Host-` on an https issuer without a path).
@@ -17,6 +18,9 @@ pub struct Cookies {
     csrf: String,
     session: String,
     browser: String,
+    upstream: String,
+    /// The whole `Set-Cookie` value that removes the round-trip cookie.
+    upstream_gone: Option<HeaderValue>,
 }
 
 /// `; Path=/; HttpOnly; …` as the cookie crate writes it for a cookie named `name`.
@@ -59,11 +63,31 @@ impl Cookies {
             .secure(secure)
             .same_site(SameSite::Strict)
             .finish();
+        // Binds an upstream sign-in's round trip to this browser (docs/behaviour.md §14). Lax,
+        // not Strict: the provider sends the browser back with a cross-site navigation.
+        let upstream = |max_age| {
+            Cookie::build(UPSTREAM, "")
+                .path("/")
+                .http_only(true)
+                .secure(secure)
+                .same_site(SameSite::Lax)
+                .max_age(max_age)
+                .finish()
+        };
+        let ttl = i64::try_from(ROUND_TRIP_TTL).unwrap_or(600);
+        let upstream_gone = header(
+            ep.cookie_prefix,
+            UPSTREAM,
+            "",
+            &attributes(upstream(actix_web::cookie::time::Duration::ZERO)),
+        );
         Self {
             prefix: ep.cookie_prefix,
             csrf: attributes(csrf),
             session: attributes(session),
             browser: attributes(browser),
+            upstream: attributes(upstream(actix_web::cookie::time::Duration::seconds(ttl))),
+            upstream_gone,
         }
     }
 
@@ -80,6 +104,16 @@ impl Cookies {
     /// `Set-Cookie` for a browser binding.
     pub fn browser(&self, value: &str) -> Option<HeaderValue> {
         header(self.prefix, BROWSER, value, &self.browser)
+    }
+
+    /// `Set-Cookie` for the binding of an upstream round trip.
+    pub fn upstream(&self, value: &str) -> Option<HeaderValue> {
+        header(self.prefix, UPSTREAM, value, &self.upstream)
+    }
+
+    /// `Set-Cookie` that removes the binding of an upstream round trip (it is done).
+    pub fn upstream_gone(&self) -> Option<HeaderValue> {
+        self.upstream_gone.clone()
     }
 }
 

@@ -50,6 +50,11 @@ pub struct Page {
     pub json: json::UnregisteredJson,
     pub html: html::UnregisteredTexts,
     pub cookies: cookies::Cookies,
+    /// The identity providers' ids and names, for the sign-in page's buttons.
+    pub providers: Vec<(String, String)>,
+    /// Whether the sign-in page shows the password form (password mode, or password users
+    /// beside the providers).
+    pub password_form: bool,
 }
 
 impl Page {
@@ -75,6 +80,14 @@ impl Page {
             form_shown,
             needs_initial_token: !settings.registration.initial_access_token.is_empty(),
             endpoints: ep.clone(),
+            providers: settings
+                .login
+                .providers
+                .iter()
+                .map(|p| (p.id.clone(), p.name.clone()))
+                .collect(),
+            password_form: settings.login.mode != crate::settings::LoginMode::Upstream
+                || !settings.login.users.is_empty(),
         }
     }
 }
@@ -168,6 +181,7 @@ pub fn status(kind: Kind) -> (StatusCode, Option<HeaderValue>) {
         Kind::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
         Kind::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, None),
         Kind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        Kind::Upstream => (StatusCode::BAD_GATEWAY, None),
     }
 }
 

@@ -34,3 +34,6 @@ pub fn consent(username: &str, client_id: &str) -> String {
 pub fn server_secret(name: &str) -> String {
     format!("meta:{name}")
 }
+pub fn upstream(state: &str) -> String {
+    format!("upstream:{}", hash(state))
+}
