@@ -172,7 +172,11 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "[redacted]"
+        })
     }
 }
 
@@ -481,9 +485,9 @@ impl Settings {
                 problem: problem.to_owned(),
             };
             let id_ok = (1..=32).contains(&p.id.len())
-                && p.id
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && p.id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !id_ok {
                 return Err(bad(
                     "id",
@@ -493,11 +497,17 @@ impl Settings {
             if providers[..index].iter().any(|q| q.id == p.id) {
                 return Err(bad("id", "another provider has the same id"));
             }
-            if p.name.trim().is_empty() || p.name.chars().count() > 64 || p.name.chars().any(char::is_control) {
+            if p.name.trim().is_empty()
+                || p.name.chars().count() > 64
+                || p.name.chars().any(char::is_control)
+            {
                 return Err(bad("name", "1 to 64 characters without control characters"));
             }
             if p.client_id.is_empty() {
-                return Err(bad("client_id", "required: the client ID registered at the provider"));
+                return Err(bad(
+                    "client_id",
+                    "required: the client ID registered at the provider",
+                ));
             }
             if p.client_secret.is_empty() {
                 return Err(bad(
@@ -519,12 +529,18 @@ impl Settings {
                         return Err(bad(key, "only for kind = \"github\""));
                     }
                     if !p.scopes().iter().any(|s| s == "openid") {
-                        return Err(bad("scopes", "an OpenID Connect provider needs the scope openid"));
+                        return Err(bad(
+                            "scopes",
+                            "an OpenID Connect provider needs the scope openid",
+                        ));
                     }
                 }
                 ProviderKind::Github => {
                     if !p.issuer.is_empty() {
-                        return Err(bad("issuer", "only for kind = \"oidc\" (GitHub has no OpenID Connect for people)"));
+                        return Err(bad(
+                            "issuer",
+                            "only for kind = \"oidc\" (GitHub has no OpenID Connect for people)",
+                        ));
                     }
                     for (key, value) in github_urls {
                         if !value.is_empty()
@@ -534,11 +550,18 @@ impl Settings {
                         }
                     }
                     if !matches!(p.subject_claim(), "id" | "login") {
-                        return Err(bad("subject_claim", "for GitHub, id (the default; it never changes) or login"));
+                        return Err(bad(
+                            "subject_claim",
+                            "for GitHub, id (the default; it never changes) or login",
+                        ));
                     }
                 }
             }
-            if let Some(s) = p.scopes.iter().find(|s| !crate::oauth::scope::is_scope_token(s)) {
+            if let Some(s) = p
+                .scopes
+                .iter()
+                .find(|s| !crate::oauth::scope::is_scope_token(s))
+            {
                 return Err(bad("scopes", &format!("{s:?} is not a valid scope token")));
             }
             if let Some(d) = p
@@ -551,7 +574,11 @@ impl Settings {
                     &format!("{d:?} is not a domain name (write example.com)"),
                 ));
             }
-            if p.allowed_users.iter().chain(&p.allowed_groups).any(String::is_empty) {
+            if p.allowed_users
+                .iter()
+                .chain(&p.allowed_groups)
+                .any(String::is_empty)
+            {
                 return Err(bad("allowed_users", "entries must not be empty"));
             }
             let listed = !(p.allowed_domains.is_empty()
@@ -746,7 +773,11 @@ fn provider_url(raw: &str) -> Result<(), String> {
     match url.scheme() {
         "https" => {}
         "http" if crate::oauth::redirect_uri::is_loopback_host(&url) => {}
-        _ => return Err(format!("{raw:?} must use https (http only on a loopback host)")),
+        _ => {
+            return Err(format!(
+                "{raw:?} must use https (http only on a loopback host)"
+            ));
+        }
     }
     if url.fragment().is_some() || url.query().is_some() {
         return Err(format!("{raw:?} must not have a query or a fragment"));

@@ -145,10 +145,16 @@ impl Providers {
         }
         let url = oidc::discovery_url(&provider.issuer);
         let doc = self
-            .call(self.http.get(&url), timeout(provider), "the discovery document")
+            .call(
+                self.http.get(&url),
+                timeout(provider),
+                "the discovery document",
+            )
             .await?;
         let doc: oidc::Discovery = serde_json::from_value(doc).map_err(|e| {
-            CallError::Bad(format!("the discovery document at {url} is incomplete ({e})"))
+            CallError::Bad(format!(
+                "the discovery document at {url} is incomplete ({e})"
+            ))
         })?;
         let meta = Arc::new(
             oidc::check_discovery(&doc, &provider.issuer)
@@ -250,10 +256,14 @@ fn failure(ctx: &Ctx<'_>, id: &str, name: &str, why: Why, request_id: Option<&st
         Why::Unreachable(detail) => {
             log::warn!("upstream sign-in with {id:?}: {detail:?}");
             (
-                Kind::Unavailable { retry_after: super::RETRY_AFTER_SECS },
+                Kind::Unavailable {
+                    retry_after: super::RETRY_AFTER_SECS,
+                },
                 ErrorCode::TemporarilyUnavailable,
                 "The sign-in service is not answering",
-                format!("{name} did not answer in time, so you cannot sign in with it right now. Wait a moment and try again."),
+                format!(
+                    "{name} did not answer in time, so you cannot sign in with it right now. Wait a moment and try again."
+                ),
                 retry,
             )
         }
@@ -263,7 +273,9 @@ fn failure(ctx: &Ctx<'_>, id: &str, name: &str, why: Why, request_id: Option<&st
                 Kind::Upstream,
                 ErrorCode::ServerError,
                 "Sign-in did not work",
-                format!("{name} sent an answer that could not be used to sign you in. The operator of this server can see why in its log."),
+                format!(
+                    "{name} sent an answer that could not be used to sign you in. The operator of this server can see why in its log."
+                ),
                 retry,
             )
         }
@@ -273,22 +285,30 @@ fn failure(ctx: &Ctx<'_>, id: &str, name: &str, why: Why, request_id: Option<&st
                 Kind::Forbidden,
                 ErrorCode::AccessDenied,
                 "Sign-in was cancelled",
-                format!("You did not finish signing in with {name}. You can try again, or go back to the application."),
+                format!(
+                    "You did not finish signing in with {name}. You can try again, or go back to the application."
+                ),
                 retry,
             )
         }
         Why::Expired => {
-            log::warn!("upstream sign-in with {id:?}: a state that matches no round trip in progress");
+            log::warn!(
+                "upstream sign-in with {id:?}: a state that matches no round trip in progress"
+            );
             (
                 Kind::Request,
                 ErrorCode::InvalidRequest,
                 "This sign-in has expired",
-                format!("This answer from {name} does not belong to a sign-in in progress here: it took too long, was already used, or was not started here. Go back to the application and start again."),
+                format!(
+                    "This answer from {name} does not belong to a sign-in in progress here: it took too long, was already used, or was not started here. Go back to the application and start again."
+                ),
                 None,
             )
         }
         Why::OtherBrowser => {
-            log::warn!("upstream sign-in with {id:?}: the answer came to another browser than the one that started it");
+            log::warn!(
+                "upstream sign-in with {id:?}: the answer came to another browser than the one that started it"
+            );
             (
                 Kind::Forbidden,
                 ErrorCode::InvalidRequest,
@@ -303,7 +323,9 @@ fn failure(ctx: &Ctx<'_>, id: &str, name: &str, why: Why, request_id: Option<&st
                 Kind::Forbidden,
                 ErrorCode::AccessDenied,
                 "You may not sign in here",
-                format!("{sentence} If you think you should be able to, ask the operator of this server."),
+                format!(
+                    "{sentence} If you think you should be able to, ask the operator of this server."
+                ),
                 retry,
             )
         }
@@ -333,7 +355,12 @@ pub fn callback_url(issuer: &str, provider_id: &str) -> String {
 }
 
 /// `GET /login/{provider}?request=…`: a sign-in button was pressed.
-pub async fn begin(ctx: &Ctx<'_>, provider_id: &str, request_id: &str, browser: &Browser<'_>) -> Answer {
+pub async fn begin(
+    ctx: &Ctx<'_>,
+    provider_id: &str,
+    request_id: &str,
+    browser: &Browser<'_>,
+) -> Answer {
     let Some((index, provider)) = find(ctx, provider_id) else {
         return failure(ctx, provider_id, provider_id, Why::NoSuchProvider, None);
     };
@@ -400,8 +427,11 @@ pub async fn depart(
         ctx.store
             .put_upstream(&state, &login, Duration::from_secs(ttl))
             .await?;
-        let mut url = url::Url::parse(&endpoint)
-            .map_err(|_| Why::Broken(format!("the authorization endpoint {endpoint:?} is not a URL")))?;
+        let mut url = url::Url::parse(&endpoint).map_err(|_| {
+            Why::Broken(format!(
+                "the authorization endpoint {endpoint:?} is not a URL"
+            ))
+        })?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("response_type", "code")
@@ -430,7 +460,12 @@ pub async fn depart(
 }
 
 /// `GET /login/{provider}/callback`: the provider's answer.
-pub async fn finish(ctx: &Ctx<'_>, provider_id: &str, params: &Params<'_>, browser: &Browser<'_>) -> Answer {
+pub async fn finish(
+    ctx: &Ctx<'_>,
+    provider_id: &str,
+    params: &Params<'_>,
+    browser: &Browser<'_>,
+) -> Answer {
     let Some((index, provider)) = find(ctx, provider_id) else {
         return failure(ctx, provider_id, provider_id, Why::NoSuchProvider, None);
     };
@@ -461,9 +496,9 @@ pub async fn finish(ctx: &Ctx<'_>, provider_id: &str, params: &Params<'_>, brows
                 ))
             });
         }
-        let code = params
-            .get("code")
-            .ok_or_else(|| Why::Broken("the provider's answer has neither code nor error".into()))?;
+        let code = params.get("code").ok_or_else(|| {
+            Why::Broken("the provider's answer has neither code nor error".into())
+        })?;
         let who = match provider.kind {
             ProviderKind::Oidc => oidc_person(ctx, index, provider, &trip, code, params).await?,
             ProviderKind::Github => github_person(ctx, provider, &trip, code).await?,
@@ -484,7 +519,10 @@ pub async fn finish(ctx: &Ctx<'_>, provider_id: &str, params: &Params<'_>, brows
         let (_, session) = sessions::start(ctx, &subject, Some(upstream))
             .await
             .map_err(Why::Stored)?;
-        log::info!("upstream sign-in with {:?}: signed in {subject:?}", provider.id);
+        log::info!(
+            "upstream sign-in with {:?}: signed in {subject:?}",
+            provider.id
+        );
         Ok(Answer {
             next: Next::Continue(format!(
                 "{}/consent?request={}",
@@ -496,7 +534,13 @@ pub async fn finish(ctx: &Ctx<'_>, provider_id: &str, params: &Params<'_>, brows
     };
     match result.await {
         Ok(answer) => answer,
-        Err(why) => failure(ctx, &provider.id, &provider.name, why, request_id.as_deref()),
+        Err(why) => failure(
+            ctx,
+            &provider.id,
+            &provider.name,
+            why,
+            request_id.as_deref(),
+        ),
     }
 }
 
@@ -555,7 +599,10 @@ async fn oidc_person(
     let keys = up.keys(ctx.now, index, provider, &meta, false).await?;
     let mut claims = match oidc::verify_id_token(id_token, &keys, &expected, ctx.now) {
         Err(IdTokenError::UnknownKey(kid)) => {
-            log::info!("upstream sign-in with {:?}: key {kid:?} is new, fetching the key set", provider.id);
+            log::info!(
+                "upstream sign-in with {:?}: key {kid:?} is new, fetching the key set",
+                provider.id
+            );
             let keys = up.keys(ctx.now, index, provider, &meta, true).await?;
             oidc::verify_id_token(id_token, &keys, &expected, ctx.now)
         }
@@ -573,10 +620,16 @@ async fn oidc_person(
         && oidc::needs_userinfo(&claims, &names, !provider.allowed_groups.is_empty())
     {
         let info = up
-            .call(up.http.get(userinfo).bearer_auth(token), timeout(provider), "the UserInfo endpoint")
+            .call(
+                up.http.get(userinfo).bearer_auth(token),
+                timeout(provider),
+                "the UserInfo endpoint",
+            )
             .await?;
         let Value::Object(info) = info else {
-            return Err(Why::Broken("the UserInfo response is not a JSON object".into()));
+            return Err(Why::Broken(
+                "the UserInfo response is not a JSON object".into(),
+            ));
         };
         oidc::merge_userinfo(&mut claims, &info).map_err(Why::Broken)?;
     }
@@ -585,7 +638,12 @@ async fn oidc_person(
 
 /// The GitHub half: the code exchange, then the user, the e-mail addresses and (when groups
 /// decide) the organisations from its REST API.
-async fn github_person(ctx: &Ctx<'_>, provider: &Provider, trip: &UpstreamLogin, code: &str) -> Result<Identity, Why> {
+async fn github_person(
+    ctx: &Ctx<'_>,
+    provider: &Provider,
+    trip: &UpstreamLogin,
+    code: &str,
+) -> Result<Identity, Why> {
     let up = ctx.upstream;
     let redirect_uri = callback_url(&ctx.endpoints.issuer, &provider.id);
     let form = [
@@ -596,7 +654,11 @@ async fn github_person(ctx: &Ctx<'_>, provider: &Provider, trip: &UpstreamLogin,
         ("code_verifier", &trip.verifier),
     ];
     let answer = up
-        .call(up.http.post(provider.token_url()).form(&form), timeout(provider), "GitHub's token endpoint")
+        .call(
+            up.http.post(provider.token_url()).form(&form),
+            timeout(provider),
+            "GitHub's token endpoint",
+        )
         .await?;
     let token = github::access_token(&answer).map_err(Why::Broken)?;
     let api = |path: &str| {
@@ -606,16 +668,26 @@ async fn github_person(ctx: &Ctx<'_>, provider: &Provider, trip: &UpstreamLogin,
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
     };
-    let user = up.call(api("/user"), timeout(provider), "GitHub's user API").await?;
+    let user = up
+        .call(api("/user"), timeout(provider), "GitHub's user API")
+        .await?;
     let emails = up
-        .call(api("/user/emails"), timeout(provider), "GitHub's e-mail API")
+        .call(
+            api("/user/emails"),
+            timeout(provider),
+            "GitHub's e-mail API",
+        )
         .await?;
     let orgs = if provider.allowed_groups.is_empty() {
         None
     } else {
         Some(
-            up.call(api("/user/orgs"), timeout(provider), "GitHub's organisation API")
-                .await?,
+            up.call(
+                api("/user/orgs"),
+                timeout(provider),
+                "GitHub's organisation API",
+            )
+            .await?,
         )
     };
     github::identity(&user, &emails, orgs.as_ref(), provider.subject_claim()).map_err(Why::Broken)

@@ -27,7 +27,12 @@ pub fn access_token(body: &Value) -> Result<String, String> {
 /// The person of `GET /user`, their addresses from `GET /user/emails` (only verified ones
 /// count; the primary one is shown) and, when asked, their organisations from
 /// `GET /user/orgs` as groups. `subject_field` is `id` (never changes) or `login`.
-pub fn identity(user: &Value, emails: &Value, orgs: Option<&Value>, subject_field: &str) -> Result<Identity, String> {
+pub fn identity(
+    user: &Value,
+    emails: &Value,
+    orgs: Option<&Value>,
+    subject_field: &str,
+) -> Result<Identity, String> {
     let subject = match user.get(subject_field) {
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -82,7 +87,9 @@ mod tests {
     #[test]
     fn the_token_response_gives_the_token_or_the_error() {
         assert_eq!(
-            access_token(&json!({"access_token": "gho_16C7e42F292c6912E7710c838347Ae178B4a", "scope": "read:user,user:email", "token_type": "bearer"})),
+            access_token(
+                &json!({"access_token": "gho_16C7e42F292c6912E7710c838347Ae178B4a", "scope": "read:user,user:email", "token_type": "bearer"})
+            ),
             Ok("gho_16C7e42F292c6912E7710c838347Ae178B4a".into())
         );
         assert!(access_token(&json!({"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."})).is_err_and(|e| e.contains("bad_verification_code")));
@@ -105,16 +112,30 @@ mod tests {
         assert_eq!(who.username.as_deref(), Some("octocat"));
         assert_eq!(who.name.as_deref(), Some("monalisa octocat"));
         assert_eq!(who.email.as_deref(), Some("Octocat@GitHub.com"));
-        assert_eq!(who.verified_emails, vec!["octocat@github.com", "cat@work.example"]);
+        assert_eq!(
+            who.verified_emails,
+            vec!["octocat@github.com", "cat@work.example"]
+        );
         assert_eq!(who.groups, vec!["github", "acme"]);
-        assert_eq!(identity(&user, &emails, None, "login").expect("by login").subject, "octocat");
+        assert_eq!(
+            identity(&user, &emails, None, "login")
+                .expect("by login")
+                .subject,
+            "octocat"
+        );
     }
 
     #[test]
     fn a_user_without_a_name_is_shown_by_login_and_odd_shapes_are_refused() {
         let user = json!({"login": "octocat", "id": 1, "name": null});
 
-        assert_eq!(identity(&user, &json!([]), None, "id").expect("identity").name.as_deref(), Some("octocat"));
+        assert_eq!(
+            identity(&user, &json!([]), None, "id")
+                .expect("identity")
+                .name
+                .as_deref(),
+            Some("octocat")
+        );
         assert!(identity(&json!({"login": "x"}), &json!([]), None, "id").is_err());
         assert!(identity(&user, &json!({"message": "Bad credentials"}), None, "id").is_err());
     }

@@ -52,7 +52,10 @@ pub fn admit(who: &Identity, list: &AllowList<'_>) -> Result<(), NotAllowed> {
                 .username
                 .as_deref()
                 .is_some_and(|n| n.eq_ignore_ascii_case(u))
-            || who.verified_emails.iter().any(|e| e.eq_ignore_ascii_case(u))
+            || who
+                .verified_emails
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(u))
     });
     let group_ok = who.groups.iter().any(|g| list.groups.contains(g));
     if domain_ok || user_ok || group_ok {
@@ -88,7 +91,11 @@ pub fn scoped_subject(provider_id: &str, subject: &str) -> String {
 
 /// RFC 9207 §2.4: when the provider sends `iss` in its authorization response it must be its
 /// issuer; when it says it always sends it, a response without one is refused.
-pub fn check_response_iss(sent: Option<&str>, issuer: &str, always_sent: bool) -> Result<(), String> {
+pub fn check_response_iss(
+    sent: Option<&str>,
+    issuer: &str,
+    always_sent: bool,
+) -> Result<(), String> {
     match sent {
         Some(iss) if iss == issuer => Ok(()),
         Some(iss) => Err(format!(
@@ -141,12 +148,27 @@ mod tests {
         assert!(admit(&who, &list(&none, &strings(&["ALICE"]), &none)).is_ok());
         assert!(admit(&who, &list(&none, &strings(&["alice@example.com"]), &none)).is_ok());
         assert!(admit(&who, &list(&none, &none, &strings(&["staff"]))).is_ok());
-        assert!(admit(&who, &list(&strings(&["other.example"]), &none, &strings(&["staff"]))).is_ok());
+        assert!(
+            admit(
+                &who,
+                &list(&strings(&["other.example"]), &none, &strings(&["staff"]))
+            )
+            .is_ok()
+        );
 
         assert!(admit(&who, &list(&strings(&["other.example"]), &none, &none)).is_err());
-        assert!(admit(&who, &list(&strings(&["ample.com"]), &none, &none)).is_err(), "whole domain");
-        assert!(admit(&who, &list(&none, &none, &strings(&["Staff"]))).is_err(), "groups are exact");
-        assert!(admit(&who, &list(&none, &none, &none)).is_err(), "no list, nobody");
+        assert!(
+            admit(&who, &list(&strings(&["ample.com"]), &none, &none)).is_err(),
+            "whole domain"
+        );
+        assert!(
+            admit(&who, &list(&none, &none, &strings(&["Staff"]))).is_err(),
+            "groups are exact"
+        );
+        assert!(
+            admit(&who, &list(&none, &none, &none)).is_err(),
+            "no list, nobody"
+        );
         let everyone = AllowList {
             everyone: true,
             ..list(&none, &none, &none)
@@ -163,7 +185,12 @@ mod tests {
         };
 
         let refused = admit(&who, &list(&strings(&["example.com"]), &none, &none));
-        assert!(refused.as_ref().is_err_and(|e| e.0.contains("did not confirm")), "{refused:?}");
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.0.contains("did not confirm")),
+            "{refused:?}"
+        );
         assert!(admit(&who, &list(&none, &strings(&["alice@example.com"]), &none)).is_err());
     }
 
@@ -203,6 +230,9 @@ mod tests {
         assert!(check_response_iss(None, issuer, false).is_ok());
         assert!(check_response_iss(None, issuer, true).is_err());
         assert!(check_response_iss(Some("https://evil.example"), issuer, false).is_err());
-        assert!(check_response_iss(Some("https://op.example/"), issuer, false).is_err(), "exact");
+        assert!(
+            check_response_iss(Some("https://op.example/"), issuer, false).is_err(),
+            "exact"
+        );
     }
 }

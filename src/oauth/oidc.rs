@@ -112,8 +112,8 @@ pub fn check_discovery(doc: &Discovery, expected_issuer: &str) -> Result<Provide
             doc.issuer
         ));
     }
-    let loopback_ok = Url::parse(expected_issuer)
-        .is_ok_and(|u| crate::oauth::redirect_uri::is_loopback_host(&u));
+    let loopback_ok =
+        Url::parse(expected_issuer).is_ok_and(|u| crate::oauth::redirect_uri::is_loopback_host(&u));
     if !doc.response_types_supported.is_empty()
         && !doc.response_types_supported.iter().any(|t| t == "code")
     {
@@ -178,7 +178,10 @@ pub enum IdTokenError {
 impl std::fmt::Display for IdTokenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::UnknownKey(kid) => write!(f, "the ID token is signed with key {kid:?}, which is not in the provider's key set"),
+            Self::UnknownKey(kid) => write!(
+                f,
+                "the ID token is signed with key {kid:?}, which is not in the provider's key set"
+            ),
             Self::Invalid(why) => f.write_str(why),
         }
     }
@@ -195,7 +198,11 @@ pub struct Expected<'a> {
 
 /// The key of `keys` that signed a token with this header: by `kid`, or the only key that fits
 /// when the token names none.
-fn signing_key<'k>(keys: &'k JwkSet, kid: Option<&str>, alg: Algorithm) -> Result<&'k Jwk, IdTokenError> {
+fn signing_key<'k>(
+    keys: &'k JwkSet,
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Result<&'k Jwk, IdTokenError> {
     let fits = |k: &&Jwk| {
         !matches!(k.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature)
             && k.common
@@ -210,9 +217,11 @@ fn signing_key<'k>(keys: &'k JwkSet, kid: Option<&str>, alg: Algorithm) -> Resul
             .find(|k| k.common.key_id.as_deref() == Some(kid))
             .ok_or_else(|| IdTokenError::UnknownKey(kid.to_owned())),
         None => {
-            let mut candidates = keys.keys.iter().filter(fits).filter(|k| {
-                DecodingKey::from_jwk(k).is_ok_and(|d| d.family() == alg.family())
-            });
+            let mut candidates = keys
+                .keys
+                .iter()
+                .filter(fits)
+                .filter(|k| DecodingKey::from_jwk(k).is_ok_and(|d| d.family() == alg.family()));
             match (candidates.next(), candidates.next()) {
                 (Some(k), None) => Ok(k),
                 (None, _) => Err(IdTokenError::UnknownKey(String::new())),
@@ -256,7 +265,11 @@ pub fn verify_id_token(
 }
 
 /// OpenID Connect Core §3.1.3.7 steps 2–11, with time as a parameter.
-pub fn check_claims(claims: &Map<String, Value>, expected: &Expected<'_>, now: u64) -> Result<(), String> {
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    expected: &Expected<'_>,
+    now: u64,
+) -> Result<(), String> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let number = |name: &str| claims.get(name).and_then(Value::as_u64);
     if text("iss") != Some(expected.issuer) {
@@ -296,10 +309,14 @@ pub fn check_claims(claims: &Map<String, Value>, expected: &Expected<'_>, now: u
         return Err("the ID token has no iat".into());
     };
     if iat > now.saturating_add(LEEWAY) {
-        return Err(format!("the ID token was issued in the future ({iat}, now {now})"));
+        return Err(format!(
+            "the ID token was issued in the future ({iat}, now {now})"
+        ));
     }
     if iat.saturating_add(MAX_ID_TOKEN_AGE + LEEWAY) < now {
-        return Err(format!("the ID token was issued too long ago ({iat}, now {now})"));
+        return Err(format!(
+            "the ID token was issued too long ago ({iat}, now {now})"
+        ));
     }
     match text("nonce") {
         Some(n) if crate::secret::equal(n, expected.nonce) => {}
@@ -332,7 +349,11 @@ fn claim_text(claims: &Map<String, Value>, name: &str) -> Option<String> {
 
 /// Whether UserInfo is worth asking (OpenID Connect Core §5.3): the ID token lacks a claim
 /// Doorman reads.
-pub fn needs_userinfo(claims: &Map<String, Value>, names: &ClaimNames<'_>, groups_wanted: bool) -> bool {
+pub fn needs_userinfo(
+    claims: &Map<String, Value>,
+    names: &ClaimNames<'_>,
+    groups_wanted: bool,
+) -> bool {
     [names.name, names.email]
         .iter()
         .any(|n| !claims.contains_key(*n))
@@ -341,7 +362,10 @@ pub fn needs_userinfo(claims: &Map<String, Value>, names: &ClaimNames<'_>, group
 
 /// Adds UserInfo claims to the ID token's (those it lacks), after checking that UserInfo speaks
 /// of the same person (OpenID Connect Core §5.3.2: its `sub` must equal the ID token's).
-pub fn merge_userinfo(claims: &mut Map<String, Value>, userinfo: &Map<String, Value>) -> Result<(), String> {
+pub fn merge_userinfo(
+    claims: &mut Map<String, Value>,
+    userinfo: &Map<String, Value>,
+) -> Result<(), String> {
     if userinfo.get("sub") != claims.get("sub") {
         return Err("the UserInfo response is about another subject than the ID token".into());
     }
@@ -353,8 +377,12 @@ pub fn merge_userinfo(claims: &mut Map<String, Value>, userinfo: &Map<String, Va
 
 /// The person the claims describe.
 pub fn identity(claims: &Map<String, Value>, names: &ClaimNames<'_>) -> Result<Identity, String> {
-    let subject = claim_text(claims, names.subject)
-        .ok_or_else(|| format!("the claims carry no {:?} (the subject claim)", names.subject))?;
+    let subject = claim_text(claims, names.subject).ok_or_else(|| {
+        format!(
+            "the claims carry no {:?} (the subject claim)",
+            names.subject
+        )
+    })?;
     let email = claim_text(claims, names.email);
     let verified = match claims.get("email_verified") {
         Some(Value::Bool(b)) => *b,
@@ -363,11 +391,14 @@ pub fn identity(claims: &Map<String, Value>, names: &ClaimNames<'_>) -> Result<I
         _ => false,
     };
     let groups = match claims.get(names.groups) {
-        Some(Value::Array(a)) => a.iter().filter_map(|g| match g {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|g| match g {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     };
@@ -431,7 +462,9 @@ mod tests {
     }
 
     fn with(change: impl FnOnce(&mut Map<String, Value>)) -> Map<String, Value> {
-        let Value::Object(mut m) = claims() else { unreachable!() };
+        let Value::Object(mut m) = claims() else {
+            unreachable!()
+        };
         change(&mut m);
         m
     }
@@ -442,7 +475,10 @@ mod tests {
 
         let verified = verify_id_token(&token, &keys("k1"), &expected(), NOW);
 
-        assert_eq!(verified.map(|c| c["sub"].clone()), Ok(json!("248289761001")));
+        assert_eq!(
+            verified.map(|c| c["sub"].clone()),
+            Ok(json!("248289761001"))
+        );
     }
 
     #[test]
@@ -453,7 +489,10 @@ mod tests {
             verify_id_token(&token, &keys("k1"), &expected(), NOW),
             Err(IdTokenError::UnknownKey("rotated".into()))
         );
-        assert!(verify_id_token(&sign(&claims(), None), &keys("k1"), &expected(), NOW).is_ok(), "no kid, one key");
+        assert!(
+            verify_id_token(&sign(&claims(), None), &keys("k1"), &expected(), NOW).is_ok(),
+            "no kid, one key"
+        );
     }
 
     #[test]
@@ -462,20 +501,32 @@ mod tests {
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         let mut forged = claims();
         forged["sub"] = json!("someone-else");
-        parts[1] = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, forged.to_string());
+        parts[1] = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            forged.to_string(),
+        );
         let token = parts.join(".");
 
         let refused = verify_id_token(&token, &keys("k1"), &expected(), NOW);
 
-        assert!(matches!(&refused, Err(IdTokenError::Invalid(why)) if why.contains("signature")), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(IdTokenError::Invalid(why)) if why.contains("signature")),
+            "{refused:?}"
+        );
     }
 
     #[test]
     fn unsigned_and_symmetric_tokens_are_refused() {
         let none = format!(
             "{}.{}.",
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, r#"{"alg":"none"}"#),
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims().to_string())
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                r#"{"alg":"none"}"#
+            ),
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                claims().to_string()
+            )
         );
         let hmac = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -493,20 +544,96 @@ mod tests {
         let ok = |m: Map<String, Value>| check_claims(&m, &expected(), NOW);
 
         assert_eq!(ok(with(|_| {})), Ok(()));
-        assert!(ok(with(|m| { m.insert("iss".into(), json!("https://evil.example")); })).is_err());
-        assert!(ok(with(|m| { m.insert("aud".into(), json!("someone-else")); })).is_err());
-        assert!(ok(with(|m| { m.insert("aud".into(), json!(["doorman", "other"])); })).is_err(), "several audiences need azp");
-        assert!(ok(with(|m| { m.insert("aud".into(), json!(["doorman", "other"])); m.insert("azp".into(), json!("doorman")); })).is_ok());
-        assert!(ok(with(|m| { m.insert("azp".into(), json!("other")); })).is_err());
-        assert!(ok(with(|m| { m.insert("exp".into(), json!(NOW - LEEWAY)); })).is_err(), "expired");
-        assert!(ok(with(|m| { m.insert("exp".into(), json!(NOW - LEEWAY + 1)); })).is_ok(), "within the leeway");
-        assert!(ok(with(|m| { m.remove("exp"); })).is_err());
-        assert!(ok(with(|m| { m.insert("iat".into(), json!(NOW + LEEWAY + 1)); })).is_err(), "future");
-        assert!(ok(with(|m| { m.insert("iat".into(), json!(NOW - MAX_ID_TOKEN_AGE - LEEWAY - 1)); })).is_err(), "old");
-        assert!(ok(with(|m| { m.remove("iat"); })).is_err());
-        assert!(ok(with(|m| { m.insert("nonce".into(), json!("another")); })).is_err());
-        assert!(ok(with(|m| { m.remove("nonce"); })).is_err());
-        assert!(ok(with(|m| { m.remove("sub"); })).is_err());
+        assert!(
+            ok(with(|m| {
+                m.insert("iss".into(), json!("https://evil.example"));
+            }))
+            .is_err()
+        );
+        assert!(
+            ok(with(|m| {
+                m.insert("aud".into(), json!("someone-else"));
+            }))
+            .is_err()
+        );
+        assert!(
+            ok(with(|m| {
+                m.insert("aud".into(), json!(["doorman", "other"]));
+            }))
+            .is_err(),
+            "several audiences need azp"
+        );
+        assert!(
+            ok(with(|m| {
+                m.insert("aud".into(), json!(["doorman", "other"]));
+                m.insert("azp".into(), json!("doorman"));
+            }))
+            .is_ok()
+        );
+        assert!(
+            ok(with(|m| {
+                m.insert("azp".into(), json!("other"));
+            }))
+            .is_err()
+        );
+        assert!(
+            ok(with(|m| {
+                m.insert("exp".into(), json!(NOW - LEEWAY));
+            }))
+            .is_err(),
+            "expired"
+        );
+        assert!(
+            ok(with(|m| {
+                m.insert("exp".into(), json!(NOW - LEEWAY + 1));
+            }))
+            .is_ok(),
+            "within the leeway"
+        );
+        assert!(
+            ok(with(|m| {
+                m.remove("exp");
+            }))
+            .is_err()
+        );
+        assert!(
+            ok(with(|m| {
+                m.insert("iat".into(), json!(NOW + LEEWAY + 1));
+            }))
+            .is_err(),
+            "future"
+        );
+        assert!(
+            ok(with(|m| {
+                m.insert("iat".into(), json!(NOW - MAX_ID_TOKEN_AGE - LEEWAY - 1));
+            }))
+            .is_err(),
+            "old"
+        );
+        assert!(
+            ok(with(|m| {
+                m.remove("iat");
+            }))
+            .is_err()
+        );
+        assert!(
+            ok(with(|m| {
+                m.insert("nonce".into(), json!("another"));
+            }))
+            .is_err()
+        );
+        assert!(
+            ok(with(|m| {
+                m.remove("nonce");
+            }))
+            .is_err()
+        );
+        assert!(
+            ok(with(|m| {
+                m.remove("sub");
+            }))
+            .is_err()
+        );
     }
 
     fn doc() -> Value {
@@ -535,22 +662,47 @@ mod tests {
         let meta = discovered(|_| {}).expect("usable");
 
         assert_eq!(meta.token_endpoint, "https://op.example/token");
-        assert_eq!(meta.algorithms, vec![Algorithm::RS256], "HS256 is never accepted");
+        assert_eq!(
+            meta.algorithms,
+            vec![Algorithm::RS256],
+            "HS256 is never accepted"
+        );
         assert_eq!(meta.client_auth, ClientAuth::Post);
         assert!(meta.sends_iss);
-        assert_eq!(discovery_url("https://tenant.auth0.com/"), "https://tenant.auth0.com/.well-known/openid-configuration");
+        assert_eq!(
+            discovery_url("https://tenant.auth0.com/"),
+            "https://tenant.auth0.com/.well-known/openid-configuration"
+        );
     }
 
     #[test]
     fn a_wrong_discovery_document_is_refused() {
-        assert!(discovered(|d| d["issuer"] = json!("https://evil.example")).is_err(), "issuer must match");
-        assert!(discovered(|d| d["issuer"] = json!("https://op.example/")).is_err(), "exactly");
-        assert!(discovered(|d| d["token_endpoint"] = json!("http://op.example/token")).is_err(), "https");
-        assert!(discovered(|d| d["id_token_signing_alg_values_supported"] = json!(["none", "HS256"])).is_err());
+        assert!(
+            discovered(|d| d["issuer"] = json!("https://evil.example")).is_err(),
+            "issuer must match"
+        );
+        assert!(
+            discovered(|d| d["issuer"] = json!("https://op.example/")).is_err(),
+            "exactly"
+        );
+        assert!(
+            discovered(|d| d["token_endpoint"] = json!("http://op.example/token")).is_err(),
+            "https"
+        );
+        assert!(
+            discovered(|d| d["id_token_signing_alg_values_supported"] = json!(["none", "HS256"]))
+                .is_err()
+        );
         assert!(discovered(|d| d["response_types_supported"] = json!(["id_token"])).is_err());
         assert!(discovered(|d| d["code_challenge_methods_supported"] = json!(["plain"])).is_err());
-        assert!(discovered(|d| d["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"])).is_err());
-        assert!(serde_json::from_value::<Discovery>(json!({"issuer": ISSUER})).is_err(), "endpoints required");
+        assert!(
+            discovered(|d| d["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]))
+                .is_err()
+        );
+        assert!(
+            serde_json::from_value::<Discovery>(json!({"issuer": ISSUER})).is_err(),
+            "endpoints required"
+        );
     }
 
     #[test]
@@ -565,11 +717,31 @@ mod tests {
 
     #[test]
     fn claims_become_an_identity_with_only_verified_addresses_counted() {
-        let names = ClaimNames { subject: "sub", name: "name", email: "email", groups: "groups" };
+        let names = ClaimNames {
+            subject: "sub",
+            name: "name",
+            email: "email",
+            groups: "groups",
+        };
 
         let who = identity(&with(|_| {}), &names).expect("identity");
-        let unverified = identity(&with(|m| { m.insert("email_verified".into(), json!("false")); }), &names).expect("identity");
-        let numeric = identity(&with(|m| { m.insert("oid".into(), json!(42)); }), &ClaimNames { subject: "oid", ..names }).expect("identity");
+        let unverified = identity(
+            &with(|m| {
+                m.insert("email_verified".into(), json!("false"));
+            }),
+            &names,
+        )
+        .expect("identity");
+        let numeric = identity(
+            &with(|m| {
+                m.insert("oid".into(), json!(42));
+            }),
+            &ClaimNames {
+                subject: "oid",
+                ..names
+            },
+        )
+        .expect("identity");
 
         assert_eq!(who.subject, "248289761001");
         assert_eq!(who.verified_emails, vec!["alice@example.com"]);
@@ -577,15 +749,36 @@ mod tests {
         assert_eq!(who.groups, vec!["staff"]);
         assert!(unverified.verified_emails.is_empty());
         assert_eq!(numeric.subject, "42");
-        assert!(identity(&with(|m| { m.remove("sub"); }), &names).is_err());
+        assert!(
+            identity(
+                &with(|m| {
+                    m.remove("sub");
+                }),
+                &names
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn userinfo_fills_in_only_for_the_same_subject() {
-        let mut claims = with(|m| { m.remove("email"); });
-        let Value::Object(other) = json!({"sub": "someone", "email": "x@y.example"}) else { unreachable!() };
-        let Value::Object(same) = json!({"sub": "248289761001", "email": "a@example.com", "name": "Not Alice"}) else { unreachable!() };
-        let names = ClaimNames { subject: "sub", name: "name", email: "email", groups: "groups" };
+        let mut claims = with(|m| {
+            m.remove("email");
+        });
+        let Value::Object(other) = json!({"sub": "someone", "email": "x@y.example"}) else {
+            unreachable!()
+        };
+        let Value::Object(same) =
+            json!({"sub": "248289761001", "email": "a@example.com", "name": "Not Alice"})
+        else {
+            unreachable!()
+        };
+        let names = ClaimNames {
+            subject: "sub",
+            name: "name",
+            email: "email",
+            groups: "groups",
+        };
 
         assert!(needs_userinfo(&claims, &names, false));
         assert!(merge_userinfo(&mut claims, &other).is_err());

@@ -284,7 +284,14 @@ impl Html {
                 set_cookie(&mut res, page.cookies.upstream_gone());
                 res
             }
-            Next::Failed(f) => Self::page_of(page, &f.problem, f.title, Vec::new(), None, f.retry.as_deref()),
+            Next::Failed(f) => Self::page_of(
+                page,
+                &f.problem,
+                f.title,
+                Vec::new(),
+                None,
+                f.retry.as_deref(),
+            ),
         };
         if let Some(session) = &answer.session {
             set_cookie(&mut res, page.cookies.session(&session.cookie));

@@ -651,7 +651,10 @@ pub async fn conformance(store: &Store, name: &str) {
         "{name}: another state"
     );
     assert_eq!(
-        store.take_upstream("state-lapsed").await.expect("take_upstream"),
+        store
+            .take_upstream("state-lapsed")
+            .await
+            .expect("take_upstream"),
         None,
         "{name}: lapsed"
     );

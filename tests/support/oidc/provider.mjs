@@ -121,8 +121,21 @@ if (args['id-token'] !== 'ok') {
   });
 }
 
+// The development pages import a web font from a third-party host; a test must not send a
+// browser off this machine, so that one line goes.
+provider.use(async (ctx, next) => {
+  await next();
+  if (typeof ctx.body === 'string' && ctx.type === 'text/html') {
+    ctx.body = ctx.body.replace(/@import url\(https:[^)]*\);/g, '');
+  }
+});
+
 server.on('request', provider.callback());
 process.stdout.write(`${JSON.stringify({ issuer, port: server.address().port, kid })}\n`);
+// Standard output carries the one line above; whoever started us may stop reading it, so
+// anything oidc-provider prints later goes to standard error.
+console.log = console.error;
+console.info = console.error;
 
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => {
