@@ -3,7 +3,10 @@
 // (/callback), and headless Debian Chromium driven by playwright-core.
 //
 //   const env = await startEnvironment();
+//   const env = await startEnvironment({ login: 'upstream' }); // + a real OpenID Provider, "test"
 //   env.issuer              – Doorman's URL, e.g. http://127.0.0.1:41234
+//   env.provider            – with login 'upstream': the OpenID Provider (oidc-provider), Doorman's
+//                             identity provider "test" beside alice's password
 //   env.redirectUri         – the client's redirect URI, http://127.0.0.1:<cbport>/callback
 //   env.callbacks           – every request the client's redirect URI received (URL objects)
 //   env.authorizeUrl(opts)  – an authorization link for a client_id, with PKCE (S256)
@@ -25,6 +28,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+import { OP_CLIENT, startOpenIdProvider } from '../../support/oidc/start.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Root of the Doorman repository (tests/browser/lib → ../../..). */
@@ -109,7 +114,21 @@ const CALLBACK_HTML = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Client callback</title></head>
 <body><main><h1>Client callback</h1><p>The authorization server sent the browser back.</p></main></body></html>`;
 
-export async function startEnvironment() {
+/** The [[login.providers]] entry of the OpenID Provider at `issuer`. */
+function providerConfig(issuer) {
+  return `
+[[login.providers]]
+id = "test"
+name = "Example IdP"
+kind = "oidc"
+issuer = ${q(issuer)}
+client_id = ${q(OP_CLIENT.id)}
+client_secret = ${q(OP_CLIENT.secret)}
+allowed_domains = ["example.com"]
+`;
+}
+
+export async function startEnvironment({ login = 'password' } = {}) {
   if (!existsSync(doormanBinary)) throw new Error(`${doormanBinary} is missing; run cargo build --release`);
   if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing; apt-get install -y chromium`);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'doorman-browser-'));
@@ -142,6 +161,7 @@ export async function startEnvironment() {
     }
     client.closeAllConnections?.();
     await new Promise((resolve) => client.close(() => resolve()));
+    await env.provider?.stop();
     if (!process.env.BROWSER_KEEP) await rm(dir, { recursive: true, force: true });
   };
   env.stop = stop;
@@ -150,6 +170,10 @@ export async function startEnvironment() {
     // 2. Doorman.
     const port = await freePort();
     env.issuer = `http://127.0.0.1:${port}`;
+    if (login === 'upstream') {
+      env.provider = await startOpenIdProvider({ redirectUris: [`${env.issuer}/login/test/callback`] });
+      liveChildren.add(env.provider.child);
+    }
     const config = `issuer = ${q(env.issuer)}
 
 [server]
@@ -164,9 +188,9 @@ backend = "memory"
 enabled = false
 
 [login]
-mode = "password"
+mode = ${q(login)}
 users = [{ username = ${q(USER.username)}, password_hash = ${q(passwordHash())} }]
-`;
+${env.provider ? providerConfig(env.provider.issuer) : ''}`;
     const configFile = path.join(dir, 'doorman.toml');
     await writeFile(configFile, config);
     doorman = spawn(doormanBinary, ['--config', configFile, 'serve'], {
