@@ -35,6 +35,12 @@ pub struct TestApp {
 /// Settings for a test: defaults, rate limits off, the given backend, plus `overrides`
 /// (`"storage.backend" → "redis"` style keys, as `DOORMAN__…` variables would set them).
 pub fn settings(overrides: &[(&str, &str)]) -> Settings {
+    Settings::load(None, Some(test_env(overrides))).unwrap_or_else(|e| panic!("test settings: {e}"))
+}
+
+/// The `DOORMAN__…` variables of a test: rate limits off, memory store, one worker, the
+/// repository's static files, then `overrides`.
+fn test_env(overrides: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("DOORMAN__RATE_LIMIT__ENABLED".into(), "false".into());
     env.insert("DOORMAN__STORAGE__BACKEND".into(), "memory".into());
@@ -50,7 +56,7 @@ pub fn settings(overrides: &[(&str, &str)]) -> Settings {
             (*v).to_owned(),
         );
     }
-    Settings::load(None, Some(env)).unwrap_or_else(|e| panic!("test settings: {e}"))
+    env
 }
 
 /// Settings for a test from a `--config` file holding `toml` (for lists of tables such as
@@ -60,26 +66,8 @@ pub fn settings_with_file(toml: &str, overrides: &[(&str, &str)]) -> Settings {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("doorman.toml");
     std::fs::write(&path, toml).expect("write config");
-    let mut env: HashMap<String, String> = [
-        ("DOORMAN__RATE_LIMIT__ENABLED", "false"),
-        ("DOORMAN__STORAGE__BACKEND", "memory"),
-        ("DOORMAN__SERVER__WORKERS", "1"),
-        ("DOORMAN__SERVER__SHUTDOWN_TIMEOUT", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    env.insert(
-        "DOORMAN__SERVER__STATIC_DIR".into(),
-        static_dir().display().to_string(),
-    );
-    for (k, v) in overrides {
-        env.insert(
-            format!("DOORMAN__{}", k.replace('.', "__").to_uppercase()),
-            (*v).to_owned(),
-        );
-    }
-    Settings::load(Some(&path), Some(env)).unwrap_or_else(|e| panic!("settings: {e}"))
+    Settings::load(Some(&path), Some(test_env(overrides)))
+        .unwrap_or_else(|e| panic!("settings: {e}"))
 }
 
 pub fn static_dir() -> PathBuf {

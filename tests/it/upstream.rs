@@ -9,7 +9,7 @@ use crate::support::{RedisServer, TestApp, settings_with_file};
 use crate::upstream_support::{
     Browser, GitHubStandIn, GitHubUser, OpenIdProvider, approve, at_provider,
     authorize_to_provider, back_at_doorman, doorman_listener, journey, link_to, oidc_app,
-    oidc_entry, upstream_app,
+    oidc_entry, to_callback, upstream_app,
 };
 
 /// A failure page: the status, a page (not JSON, not a redirect), and no session started.
@@ -198,16 +198,8 @@ async fn cancelling_at_the_provider_is_a_page_with_a_way_back() {
 async fn a_person_outside_allowed_domains_gets_a_page_saying_why() {
     let (app, _op) = oidc_app("ok", "", &[]).await;
     let client = public_client(&app).await;
-    let mut browser = Browser::default();
-    let to_provider = authorize_to_provider(&mut browser, &app, &client.id).await;
+    let (mut browser, callback) = to_callback(&app, &client.id, "mallory").await;
 
-    let callback = at_provider(
-        &mut browser,
-        &to_provider.header("location"),
-        "mallory",
-        &app.base,
-    )
-    .await;
     let res = browser.get(&callback).await;
 
     assert_failure_page(
@@ -222,16 +214,8 @@ async fn a_person_outside_allowed_domains_gets_a_page_saying_why() {
 async fn an_unverified_address_in_an_allowed_domain_is_not_enough() {
     let (app, _op) = oidc_app("ok", "", &[]).await;
     let client = public_client(&app).await;
-    let mut browser = Browser::default();
-    let to_provider = authorize_to_provider(&mut browser, &app, &client.id).await;
+    let (mut browser, callback) = to_callback(&app, &client.id, "bob").await;
 
-    let callback = at_provider(
-        &mut browser,
-        &to_provider.header("location"),
-        "bob",
-        &app.base,
-    )
-    .await;
     let res = browser.get(&callback).await;
 
     assert_failure_page(&res, 403, "did not confirm (verify) its e-mail address");
@@ -250,15 +234,7 @@ async fn groups_from_the_groups_claim_admit_their_members_only() {
     let client = public_client(&app).await;
 
     let (consent, _) = journey(&app, &client.id, "alice").await;
-    let mut browser = Browser::default();
-    let to_provider = authorize_to_provider(&mut browser, &app, &client.id).await;
-    let callback = at_provider(
-        &mut browser,
-        &to_provider.header("location"),
-        "mallory",
-        &app.base,
-    )
-    .await;
+    let (mut browser, callback) = to_callback(&app, &client.id, "mallory").await;
     let refused = browser.get(&callback).await;
 
     assert!(consent.body.contains("Alice Example"));
@@ -269,15 +245,7 @@ async fn groups_from_the_groups_claim_admit_their_members_only() {
 async fn lied_to(mode: &str) -> Reply {
     let (app, _op) = oidc_app(mode, "", &[]).await;
     let client = public_client(&app).await;
-    let mut browser = Browser::default();
-    let to_provider = authorize_to_provider(&mut browser, &app, &client.id).await;
-    let callback = at_provider(
-        &mut browser,
-        &to_provider.header("location"),
-        "alice",
-        &app.base,
-    )
-    .await;
+    let (mut browser, callback) = to_callback(&app, &client.id, "alice").await;
     browser.get(&callback).await
 }
 
@@ -342,15 +310,7 @@ async fn a_provider_that_is_down_is_a_503_page_never_a_500() {
 async fn a_provider_that_goes_down_during_the_round_trip_is_a_503_page_at_the_callback() {
     let (app, mut op) = oidc_app("ok", "", &[]).await;
     let client = public_client(&app).await;
-    let mut browser = Browser::default();
-    let to_provider = authorize_to_provider(&mut browser, &app, &client.id).await;
-    let callback = at_provider(
-        &mut browser,
-        &to_provider.header("location"),
-        "alice",
-        &app.base,
-    )
-    .await;
+    let (mut browser, callback) = to_callback(&app, &client.id, "alice").await;
 
     op.stop();
     let res = browser.get(&callback).await;
@@ -438,15 +398,7 @@ async fn a_wrong_discovery_document_is_a_502_page() {
 async fn an_answer_with_an_unknown_state_or_used_twice_is_a_page() {
     let (app, _op) = oidc_app("ok", "", &[]).await;
     let client = public_client(&app).await;
-    let mut browser = Browser::default();
-    let to_provider = authorize_to_provider(&mut browser, &app, &client.id).await;
-    let callback = at_provider(
-        &mut browser,
-        &to_provider.header("location"),
-        "alice",
-        &app.base,
-    )
-    .await;
+    let (mut browser, callback) = to_callback(&app, &client.id, "alice").await;
 
     let forged = browser
         .get(&app.url("/login/test/callback?code=abc&state=not-a-state"))
@@ -470,15 +422,8 @@ async fn an_answer_delivered_to_another_browser_is_refused() {
     let (app, _op) = oidc_app("ok", "", &[]).await;
     let client = public_client(&app).await;
     let mut victim = Browser::default();
-    let mut attacker = Browser::default();
-    let to_provider = authorize_to_provider(&mut attacker, &app, &client.id).await;
-    let callback = at_provider(
-        &mut attacker,
-        &to_provider.header("location"),
-        "alice",
-        &app.base,
-    )
-    .await;
+    // The attacker went through the provider in their own browser …
+    let (_attacker, callback) = to_callback(&app, &client.id, "alice").await;
 
     // Login CSRF: the attacker's answer, opened in the victim's browser.
     let res = victim.get(&callback).await;
@@ -490,15 +435,7 @@ async fn an_answer_delivered_to_another_browser_is_refused() {
 async fn an_answer_naming_another_issuer_is_refused_rfc_9207() {
     let (app, op) = oidc_app("ok", "", &[]).await;
     let client = public_client(&app).await;
-    let mut browser = Browser::default();
-    let to_provider = authorize_to_provider(&mut browser, &app, &client.id).await;
-    let callback = at_provider(
-        &mut browser,
-        &to_provider.header("location"),
-        "alice",
-        &app.base,
-    )
-    .await;
+    let (mut browser, callback) = to_callback(&app, &client.id, "alice").await;
     let mixed_up = callback.replace(
         &format!("iss={}", crate::flow::enc(&op.issuer)),
         "iss=https%3A%2F%2Fattacker.example",

@@ -334,6 +334,21 @@ pub async fn authorize_to_provider(browser: &mut Browser, app: &TestApp, client_
     res
 }
 
+/// A fresh browser taken from `/authorize` through the provider's pages as `login`; the URL the
+/// provider sends it back to (on Doorman), not yet followed.
+pub async fn to_callback(app: &TestApp, client_id: &str, login: &str) -> (Browser, String) {
+    let mut browser = Browser::default();
+    let to_provider = authorize_to_provider(&mut browser, app, client_id).await;
+    let callback = at_provider(
+        &mut browser,
+        &to_provider.header("location"),
+        login,
+        &app.base,
+    )
+    .await;
+    (browser, callback)
+}
+
 /// Back at Doorman with the provider's answer: the continue page; then the consent page it
 /// leads to.
 pub async fn back_at_doorman(browser: &mut Browser, callback: &str) -> (Reply, Reply) {
