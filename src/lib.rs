@@ -164,16 +164,20 @@ fn routes(cfg: &mut web::ServiceConfig, limits: &Limits) {
         .route(web::method(Method::OPTIONS).to(preflight));
     // CORS outside the limiter, so browser clients can read a 429 and its Retry-After.
     limited_service!(cfg, register_resource, &limits.register, cors());
+    // Upstream sign-in (docs/behaviour.md §14): each start and each answer counts against the
+    // /authorize limit (its limiter is shared by every resource it wraps).
+    limited_service!(
+        cfg,
+        web::resource("/login/{provider}").route(web::get().to(upstream::get_login_provider)),
+        &limits.authorize
+    );
+    limited_service!(
+        cfg,
+        web::resource("/login/{provider}/callback")
+            .route(web::get().to(upstream::get_login_callback)),
+        &limits.authorize
+    );
     cfg.route("/login", web::post().to(login::post_login))
-        // Upstream sign-in (docs/behaviour.md §14).
-        .route(
-            "/login/{provider}",
-            web::get().to(upstream::get_login_provider),
-        )
-        .route(
-            "/login/{provider}/callback",
-            web::get().to(upstream::get_login_callback),
-        )
         .service(
             web::resource("/consent")
                 .route(web::get().to(login::get_consent))

@@ -187,6 +187,26 @@ mod tests {
                 cookies.session("a;b").is_none(),
                 "nothing but base64url and dots"
             );
+            let upstream = cookies.upstream(&token).expect("valid");
+            let expected_upstream = Cookie::build(UPSTREAM, token.clone())
+                .path("/")
+                .http_only(true)
+                .secure(secure)
+                .same_site(SameSite::Lax)
+                .max_age(actix_web::cookie::time::Duration::seconds(600))
+                .finish();
+            assert_eq!(
+                upstream.to_str().expect("ASCII"),
+                expected_upstream.encoded().to_string(),
+                "Lax: the provider sends the browser back cross-site"
+            );
+            let gone = cookies.upstream_gone().expect("valid");
+            assert!(
+                gone.to_str()
+                    .expect("ASCII")
+                    .starts_with("doorman_upstream=; ")
+            );
+            assert!(gone.to_str().expect("ASCII").contains("Max-Age=0"));
         }
     }
 }

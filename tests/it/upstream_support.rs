@@ -386,15 +386,7 @@ pub async fn approve(
 /// The whole journey as `login`: /authorize → the provider's pages → Doorman → consent →
 /// code. Returns the consent page and the code.
 pub async fn journey(app: &TestApp, client_id: &str, login: &str) -> (Reply, String) {
-    let mut browser = Browser::default();
-    let to_provider = authorize_to_provider(&mut browser, app, client_id).await;
-    let callback = at_provider(
-        &mut browser,
-        &to_provider.header("location"),
-        login,
-        &app.base,
-    )
-    .await;
+    let (mut browser, callback) = to_callback(app, client_id, login).await;
     let (_, consent) = back_at_doorman(&mut browser, &callback).await;
     let query = approve(&mut browser, app, &consent).await;
     let code = query
