@@ -25,7 +25,9 @@ use actix_web::{App, HttpResponse, HttpServer, guard, web};
 
 use crate::http::negotiate::PrefersHtml;
 use crate::http::ratelimit::Limits;
-use crate::http::{account, authorize, health, login, metadata as meta_http, register, token};
+use crate::http::{
+    account, authorize, health, login, metadata as meta_http, register, token, upstream,
+};
 use crate::metadata::{OPENID_WELL_KNOWN, WELL_KNOWN};
 use crate::render::{Html, Json};
 use crate::settings::Settings;
@@ -165,6 +167,19 @@ fn routes(cfg: &mut web::ServiceConfig, limits: &Limits) {
         .route(web::method(Method::OPTIONS).to(preflight));
     // CORS outside the limiter, so browser clients can read a 429 and its Retry-After.
     limited_service!(cfg, register_resource, &limits.register, cors());
+    // Upstream sign-in (docs/behaviour.md §14): each start and each answer counts against the
+    // /authorize limit (its limiter is shared by every resource it wraps).
+    limited_service!(
+        cfg,
+        web::resource("/login/{provider}").route(web::get().to(upstream::get_login_provider)),
+        &limits.authorize
+    );
+    limited_service!(
+        cfg,
+        web::resource("/login/{provider}/callback")
+            .route(web::get().to(upstream::get_login_callback)),
+        &limits.authorize
+    );
     cfg.route("/login", web::post().to(login::post_login))
         .service(
             web::resource("/consent")

@@ -215,6 +215,14 @@ fn check_config(settings: &Settings) -> ExitCode {
             .unwrap_or("(registration disabled)")
     );
     println!("storage:                {:?}", settings.storage.backend);
+    // The redirect URI to register at each identity provider (docs/behaviour.md §14).
+    for p in &settings.login.providers {
+        println!(
+            "login provider {:?}: register {}",
+            p.id,
+            doorman::flows::upstream::callback_url(&ep.issuer, &p.id)
+        );
+    }
     ExitCode::SUCCESS
 }
 

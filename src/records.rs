@@ -174,8 +174,55 @@ pub struct PendingRequest {
 /// A signed-in person. Stored under the hash of the session id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// The subject: a password user's name, `dev`, or `{provider}:{subject}` after an upstream
+    /// sign-in (docs/behaviour.md §14).
     pub username: String,
     pub auth_time: u64,
+    /// Who the identity provider said this is, after an upstream sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
+}
+
+/// Who signed in through an identity provider, as the provider described them; kept on the
+/// session, the code and every token issued from it, so introspection (and the operator's
+/// listings) can tell who it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    /// The provider's `id` from the settings.
+    pub provider: String,
+    /// The person's name, as the provider gave it (`name_claim`; GitHub: name, else login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The e-mail address, as the provider gave it (`email_claim`; GitHub: the primary
+    /// verified address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl Upstream {
+    /// The name people read: the name, else the e-mail address.
+    pub fn display_name(&self) -> Option<&str> {
+        self.name.as_deref().or(self.email.as_deref())
+    }
+}
+
+/// An upstream sign-in in progress (docs/behaviour.md §14): what the callback needs to finish
+/// it. Stored under the hash of the `state` sent to the provider, single use, bound to the
+/// browser that started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamLogin {
+    /// The pending authorization request it signs in for.
+    pub request_id: String,
+    /// The provider's `id`.
+    pub provider: String,
+    /// The PKCE verifier (RFC 7636) of the request to the provider.
+    pub verifier: String,
+    /// The OpenID Connect `nonce` the ID token must carry.
+    pub nonce: String,
+    /// SHA-256 of the browser's round-trip cookie.
+    pub browser: String,
+    /// Seconds since the epoch; checked against the app clock as well as the store's TTL.
+    pub expires_at: u64,
 }
 
 /// An authorization code (stored under the hash of the code), single-use, ≤ 5 minutes.
@@ -194,6 +241,9 @@ pub struct AuthCode {
     /// The grant it was issued under.
     #[serde(default)]
     pub grant_id: Option<String>,
+    /// Who signed in, after an upstream sign-in; handed on to the tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
 }
 
 /// Everything issued from one grant: a replayed code or a reused refresh token revokes it.
@@ -217,6 +267,9 @@ pub struct Token {
     pub grant_id: Option<String>,
     pub issued_at: u64,
     pub expires_at: u64,
+    /// Who signed in, after an upstream sign-in (its provider and name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
 }
 
 /// Which kind of token a value was issued as.

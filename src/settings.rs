@@ -118,6 +118,8 @@ pub struct Resources {
 pub enum LoginMode {
     Password,
     Dev,
+    /// Sign-in at the operator's identity providers (`login.providers`), docs/behaviour.md §14.
+    Upstream,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +139,171 @@ pub struct Login {
     pub remember_consent_days: u64,
     pub max_failures: u32,
     pub password_checks: usize,
+    /// The identity providers of `login.mode = "upstream"` (`[[login.providers]]`).
+    #[serde(default)]
+    pub providers: Vec<Provider>,
+}
+
+/// The kind of an upstream identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenID Connect, found by discovery from `issuer`.
+    Oidc,
+    /// GitHub's OAuth apps: OAuth 2 without OpenID Connect; the user from its REST API.
+    Github,
+}
+
+/// A secret from the settings: read by the code that uses it, never written by `Debug`, so a
+/// settings dump or a log line cannot carry it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "[redacted]"
+        })
+    }
+}
+
+/// GitHub's public endpoints, the defaults of a `github` provider.
+pub const GITHUB_AUTHORIZE_URL: &str = "https://github.com/login/oauth/authorize";
+pub const GITHUB_TOKEN_URL: &str = "https://github.com/login/oauth/access_token";
+pub const GITHUB_API_URL: &str = "https://api.github.com";
+
+/// One identity provider people may sign in with (docs/behaviour.md §14).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// Used in URLs (`/login/{id}`) and as the prefix of subjects (`{id}:{sub}`).
+    pub id: String,
+    /// The name on the sign-in button.
+    pub name: String,
+    pub kind: ProviderKind,
+    /// OpenID Connect: the issuer, whose `/.well-known/openid-configuration` is read.
+    #[serde(default)]
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Secret,
+    /// A file holding the client secret (read at start-up; surrounding whitespace dropped).
+    #[serde(default)]
+    pub client_secret_file: String,
+    /// Scopes asked for; empty = the kind's default (`openid email profile`; GitHub
+    /// `read:user user:email`, plus `read:org` when `allowed_groups` is set).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// E-mail domains whose people may sign in (verified addresses only).
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// People who may sign in: a subject, a username (`preferred_username`, GitHub login) or a
+    /// verified e-mail address.
+    #[serde(default)]
+    pub allowed_users: Vec<String>,
+    /// Groups whose members may sign in (`groups_claim`; GitHub: organisation logins).
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    /// Lets everyone the provider signs in through, when no allow-list is set.
+    #[serde(default)]
+    pub allow_everyone: bool,
+    /// The claim that becomes the subject (default `sub`; GitHub: `id`), scoped as `{id}:{value}`.
+    #[serde(default)]
+    pub subject_claim: String,
+    /// The claim holding the person's name as shown (default `name`).
+    #[serde(default)]
+    pub name_claim: String,
+    /// The claim holding the e-mail address as shown and checked (default `email`).
+    #[serde(default)]
+    pub email_claim: String,
+    /// The claim holding the groups (default `groups`).
+    #[serde(default)]
+    pub groups_claim: String,
+    /// Milliseconds each call to the provider may take.
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_ms: u64,
+    /// GitHub: where people authorize (a loopback stand-in in tests).
+    #[serde(default)]
+    pub authorize_url: String,
+    /// GitHub: where codes are exchanged.
+    #[serde(default)]
+    pub token_url: String,
+    /// GitHub: the REST API's base URL.
+    #[serde(default)]
+    pub api_url: String,
+}
+
+fn default_provider_timeout() -> u64 {
+    5000
+}
+
+impl Provider {
+    /// The claim that becomes the subject.
+    pub fn subject_claim(&self) -> &str {
+        match (self.subject_claim.as_str(), self.kind) {
+            ("", ProviderKind::Oidc) => "sub",
+            ("", ProviderKind::Github) => "id",
+            (claim, _) => claim,
+        }
+    }
+
+    pub fn name_claim(&self) -> &str {
+        or(&self.name_claim, "name")
+    }
+
+    pub fn email_claim(&self) -> &str {
+        or(&self.email_claim, "email")
+    }
+
+    pub fn groups_claim(&self) -> &str {
+        or(&self.groups_claim, "groups")
+    }
+
+    /// The scopes asked for.
+    pub fn scopes(&self) -> Vec<String> {
+        if !self.scopes.is_empty() {
+            return self.scopes.clone();
+        }
+        let defaults: &[&str] = match self.kind {
+            ProviderKind::Oidc => &["openid", "email", "profile"],
+            ProviderKind::Github if self.allowed_groups.is_empty() => &["read:user", "user:email"],
+            ProviderKind::Github => &["read:user", "user:email", "read:org"],
+        };
+        defaults.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    pub fn authorize_url(&self) -> &str {
+        or(&self.authorize_url, GITHUB_AUTHORIZE_URL)
+    }
+
+    pub fn token_url(&self) -> &str {
+        or(&self.token_url, GITHUB_TOKEN_URL)
+    }
+
+    pub fn api_url(&self) -> &str {
+        or(&self.api_url, GITHUB_API_URL).trim_end_matches('/')
+    }
+}
+
+fn or<'a>(value: &'a str, default: &'a str) -> &'a str {
+    if value.is_empty() { default } else { value }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -236,6 +403,14 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("settings: key `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
+    /// A key of one `[[login.providers]]` entry (`index` counts from 0).
+    #[error("settings: key `login.providers[{index}].{key}` (provider {id:?}): {problem}")]
+    Provider {
+        index: usize,
+        id: String,
+        key: &'static str,
+        problem: String,
+    },
 }
 
 impl Settings {
@@ -273,7 +448,8 @@ impl Settings {
                     .filter(|(k, _)| k.starts_with("DOORMAN__"))
                     .collect(),
             ));
-        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        let mut settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        settings.read_secret_files()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -283,7 +459,175 @@ impl Settings {
         Self::load(None, Some(HashMap::new()))
     }
 
+    /// Reads each provider's `client_secret_file` into its `client_secret`.
+    fn read_secret_files(&mut self) -> Result<(), SettingsError> {
+        for (index, p) in self.login.providers.iter_mut().enumerate() {
+            if p.client_secret_file.is_empty() {
+                continue;
+            }
+            let problem = |problem: String| SettingsError::Provider {
+                index,
+                id: p.id.clone(),
+                key: "client_secret_file",
+                problem,
+            };
+            if !p.client_secret.is_empty() {
+                return Err(problem(
+                    "set client_secret or client_secret_file, not both".into(),
+                ));
+            }
+            let text = std::fs::read_to_string(&p.client_secret_file)
+                .map_err(|e| problem(format!("cannot read {:?}: {e}", p.client_secret_file)))?;
+            p.client_secret = Secret::new(text.trim());
+        }
+        Ok(())
+    }
+
+    /// The checks of `[[login.providers]]` (docs/behaviour.md §14).
+    fn validate_providers(&self) -> Result<(), SettingsError> {
+        let providers = &self.login.providers;
+        let upstream = self.login.mode == LoginMode::Upstream;
+        if upstream && providers.is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "login.providers",
+                problem: "login.mode = \"upstream\" needs at least one [[login.providers]] entry"
+                    .into(),
+            });
+        }
+        if !upstream && !providers.is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "login.providers",
+                problem: "providers are used only with login.mode = \"upstream\"".into(),
+            });
+        }
+        for (index, p) in providers.iter().enumerate() {
+            let bad = |key: &'static str, problem: &str| SettingsError::Provider {
+                index,
+                id: p.id.clone(),
+                key,
+                problem: problem.to_owned(),
+            };
+            let id_ok = (1..=32).contains(&p.id.len())
+                && p.id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !id_ok {
+                return Err(bad(
+                    "id",
+                    "1 to 32 characters of a-z, 0-9, - and _ (it appears in URLs and subjects)",
+                ));
+            }
+            if providers[..index].iter().any(|q| q.id == p.id) {
+                return Err(bad("id", "another provider has the same id"));
+            }
+            if p.name.trim().is_empty()
+                || p.name.chars().count() > 64
+                || p.name.chars().any(char::is_control)
+            {
+                return Err(bad("name", "1 to 64 characters without control characters"));
+            }
+            if p.client_id.is_empty() {
+                return Err(bad(
+                    "client_id",
+                    "required: the client ID registered at the provider",
+                ));
+            }
+            if p.client_secret.is_empty() {
+                return Err(bad(
+                    "client_secret",
+                    "required: set client_secret or client_secret_file (the secret registered at the provider)",
+                ));
+            }
+            let github_urls = [
+                ("authorize_url", &p.authorize_url),
+                ("token_url", &p.token_url),
+                ("api_url", &p.api_url),
+            ];
+            match p.kind {
+                ProviderKind::Oidc => {
+                    if let Err(problem) = provider_url(&p.issuer) {
+                        return Err(bad("issuer", &problem));
+                    }
+                    if let Some((key, _)) = github_urls.iter().find(|(_, v)| !v.is_empty()) {
+                        return Err(bad(key, "only for kind = \"github\""));
+                    }
+                    if !p.scopes().iter().any(|s| s == "openid") {
+                        return Err(bad(
+                            "scopes",
+                            "an OpenID Connect provider needs the scope openid",
+                        ));
+                    }
+                }
+                ProviderKind::Github => {
+                    if !p.issuer.is_empty() {
+                        return Err(bad(
+                            "issuer",
+                            "only for kind = \"oidc\" (GitHub has no OpenID Connect for people)",
+                        ));
+                    }
+                    for (key, value) in github_urls {
+                        if !value.is_empty()
+                            && let Err(problem) = provider_url(value)
+                        {
+                            return Err(bad(key, &problem));
+                        }
+                    }
+                    if !matches!(p.subject_claim(), "id" | "login") {
+                        return Err(bad(
+                            "subject_claim",
+                            "for GitHub, id (the default; it never changes) or login",
+                        ));
+                    }
+                }
+            }
+            if let Some(s) = p
+                .scopes
+                .iter()
+                .find(|s| !crate::oauth::scope::is_scope_token(s))
+            {
+                return Err(bad("scopes", &format!("{s:?} is not a valid scope token")));
+            }
+            if let Some(d) = p
+                .allowed_domains
+                .iter()
+                .find(|d| d.is_empty() || d.contains(['@', '/', ' ']) || d.starts_with('.'))
+            {
+                return Err(bad(
+                    "allowed_domains",
+                    &format!("{d:?} is not a domain name (write example.com)"),
+                ));
+            }
+            if p.allowed_users
+                .iter()
+                .chain(&p.allowed_groups)
+                .any(String::is_empty)
+            {
+                return Err(bad("allowed_users", "entries must not be empty"));
+            }
+            let listed = !(p.allowed_domains.is_empty()
+                && p.allowed_users.is_empty()
+                && p.allowed_groups.is_empty());
+            if !listed && !p.allow_everyone {
+                return Err(bad(
+                    "allowed_domains",
+                    "say who may sign in: set allowed_domains, allowed_users or allowed_groups, or allow_everyone = true to admit everyone the provider signs in",
+                ));
+            }
+            if listed && p.allow_everyone {
+                return Err(bad(
+                    "allow_everyone",
+                    "allow_everyone = true admits everyone: remove it or the allow-lists",
+                ));
+            }
+            if !(1..=60_000).contains(&p.timeout_ms) {
+                return Err(bad("timeout_ms", "must be between 1 and 60000"));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
+        self.validate_providers()?;
         let invalid = |key, problem: &str| SettingsError::Invalid {
             key,
             problem: problem.to_owned(),
@@ -520,6 +864,27 @@ impl Cimd {
         }
         Ok(docs)
     }
+}
+
+/// Checks a provider URL: absolute, https (or http on a loopback host), no fragment.
+fn provider_url(raw: &str) -> Result<(), String> {
+    if raw.is_empty() {
+        return Err("required".into());
+    }
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not an absolute URL ({e})"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if crate::oauth::redirect_uri::is_loopback_host(&url) => {}
+        _ => {
+            return Err(format!(
+                "{raw:?} must use https (http only on a loopback host)"
+            ));
+        }
+    }
+    if url.fragment().is_some() || url.query().is_some() {
+        return Err(format!("{raw:?} must not have a query or a fragment"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

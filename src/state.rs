@@ -8,6 +8,7 @@ use crate::flows::Ctx;
 use crate::flows::cimd::Documents;
 use crate::flows::guard::SignInGuard;
 use crate::flows::sessions::ServerKeys;
+use crate::flows::upstream::Providers;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
 use crate::render::Page;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub keys: ServerKeys,
     pub guard: SignInGuard,
     pub documents: Documents,
+    pub upstream: Providers,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
         let guard = SignInGuard::new(&settings);
         let page = Page::new(&settings, &meta.endpoints);
         let documents = Documents::new(&settings.cimd);
+        let upstream = Providers::new(&settings.login.providers);
         Self {
             settings: Arc::new(settings),
             store,
@@ -43,6 +46,7 @@ impl AppState {
             keys: ServerKeys::default(),
             guard,
             documents,
+            upstream,
         }
     }
 
@@ -55,6 +59,7 @@ impl AppState {
             keys: &self.keys,
             guard: &self.guard,
             documents: &self.documents,
+            upstream: &self.upstream,
             now: self.clock.now(),
         }
     }

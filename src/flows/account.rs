@@ -4,7 +4,7 @@
 
 use super::authorization::{self, Answer, Next};
 use super::sessions::{self, BROWSER_COOKIE, SignedIn};
-use super::{Browser, Ctx, Kind, Problem, clients, grants};
+use super::{Browser, Ctx, Kind, Problem, clients, grants, upstream};
 use crate::oauth::cimd;
 use crate::oauth::errors::ErrorCode;
 use crate::oauth::params::Params;
@@ -79,7 +79,7 @@ async fn signed_in(
         return Ok(Ok(s));
     }
     if ctx.settings.login.mode == LoginMode::Dev {
-        let (_, session) = sessions::start(ctx, "dev").await?;
+        let (_, session) = sessions::start(ctx, "dev", None).await?;
         return Ok(Err(Outcome::SignIn(Box::new(Answer {
             next: Next::Continue(format!("{}/account", ctx.endpoints.issuer)),
             session: Some(session),
@@ -94,6 +94,12 @@ async fn signed_in(
         }
     };
     let (request_id, pending) = authorization::new_pending(ctx, &binding, None).await?;
+    if let Some(answer) = upstream::straight_on(ctx, &request_id, &pending, browser).await {
+        return Ok(Err(Outcome::SignIn(Box::new(Answer {
+            browser: new_binding,
+            ..answer
+        }))));
+    }
     let prompt = authorization::sign_in_prompt(request_id, pending, None, String::new(), None);
     Ok(Err(Outcome::SignIn(Box::new(Answer {
         next: Next::Ask(Box::new(prompt)),

@@ -8,13 +8,13 @@ use std::time::Duration;
 use super::clients::{self, Lookup};
 use super::guard::Refused;
 use super::sessions::{self, BROWSER_COOKIE, NewSession, SignedIn};
-use super::{Browser, Ctx, Kind, Problem, grants};
+use super::{Browser, Ctx, Kind, Problem, grants, upstream};
 use crate::oauth::authorize::{self, ClientLookup, Outcome, Rules, UnknownReason};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::redirect_uri::{self, UriKind};
 use crate::oauth::target::Policy;
-use crate::records::{AuthCode, AuthRequest, Client, Grant, PendingRequest, RegisteredBy};
+use crate::records::{AuthCode, AuthRequest, Client, Grant, PendingRequest, RegisteredBy, Session};
 use crate::secret;
 use crate::settings::LoginMode;
 use crate::store::Backend;
@@ -46,6 +46,19 @@ pub enum Next {
     Ask(Box<Prompt>),
     /// Signed in: on to this page (the consent page, or the account page).
     Continue(String),
+    /// Off to an identity provider (docs/behaviour.md §14), with the cookie that binds the
+    /// round trip to this browser when it has none yet.
+    Upstream {
+        location: String,
+        binding: Option<String>,
+    },
+    /// Back from the identity provider and signed in: a page that continues to the consent
+    /// page (or the account page) at this URL by itself (a navigation from our own page, so
+    /// the browser sends its `SameSite=Strict` binding again, which it withholds after the
+    /// provider's cross-site redirect).
+    Resume(String),
+    /// An upstream sign-in that failed: a page saying why, with a way to try again.
+    Failed(Box<super::upstream::Failure>),
 }
 
 /// What an authorization step answers: where to go next, a session to start in the browser
@@ -200,16 +213,15 @@ async fn proceed(
     let mut signed_in = sessions::current(ctx, browser).await?;
     let mut new_session = None;
     if signed_in.is_none() && ctx.settings.login.mode == LoginMode::Dev {
-        let (s, c) = sessions::start(ctx, "dev").await?;
+        let (s, c) = sessions::start(ctx, "dev", None).await?;
         signed_in = Some(s);
         new_session = Some(c);
     }
     if let Some(s) = &signed_in
         && let Some(grant) = grants::remembered(ctx, &s.session.username, &request).await?
     {
-        let username = &s.session.username;
-        grants::touch(ctx, username, &grant).await?;
-        let redirect = code_redirect(ctx, &client, &request, username, &grant, false).await?;
+        grants::touch(ctx, &s.session.username, &grant).await?;
+        let redirect = code_redirect(ctx, &client, &request, &s.session, &grant, false).await?;
         return Ok(Answer {
             next: redirect,
             session: new_session,
@@ -225,6 +237,14 @@ async fn proceed(
         }
     };
     let (request_id, pending) = new_pending(ctx, &binding, Some(request)).await?;
+    if signed_in.is_none()
+        && let Some(answer) = upstream::straight_on(ctx, &request_id, &pending, browser).await
+    {
+        return Ok(Answer {
+            browser: new_binding,
+            ..answer
+        });
+    }
     let prompt = match &signed_in {
         Some(s) => consent_prompt(ctx, request_id, pending, client, s).await?,
         None => sign_in_prompt(request_id, pending, Some(client), String::new(), None),
@@ -294,7 +314,7 @@ async fn consent_prompt(
         pending,
         client: Some(client),
         step: Step::Consent {
-            username: username.clone(),
+            username: upstream::shown_as(ctx, &signed_in.session),
             csrf,
             previous,
         },
@@ -343,7 +363,7 @@ async fn code_redirect(
     ctx: &Ctx<'_>,
     client: &Client,
     request: &AuthRequest,
-    username: &str,
+    session: &Session,
     grant: &Grant,
     after_form: bool,
 ) -> Result<Next, Problem> {
@@ -357,10 +377,11 @@ async fn code_redirect(
         code_challenge: request.code_challenge.clone(),
         scopes: request.scopes.clone(),
         resource: request.resource.clone(),
-        username: username.to_owned(),
+        username: session.username.clone(),
         expires_at: ctx.now + ttl,
         family_id: secret::random_id(),
         grant_id: Some(grant.id.clone()),
+        upstream: session.upstream.clone(),
     };
     ctx.store
         .put_code(&code, &record, Duration::from_secs(ttl))
@@ -392,7 +413,7 @@ fn forged_form() -> Problem {
 }
 
 /// The pending request `id`, unless it is gone or has expired by the app clock.
-async fn load_pending(ctx: &Ctx<'_>, id: &str) -> Result<PendingRequest, Problem> {
+pub(super) async fn load_pending(ctx: &Ctx<'_>, id: &str) -> Result<PendingRequest, Problem> {
     match ctx.store.pending(id).await? {
         Some(p) if p.expires_at > ctx.now => Ok(p),
         _ => Err(expired_request()),
@@ -410,7 +431,7 @@ fn other_browser() -> Problem {
 
 /// The pending request named by a form (or a query), if `browser` is the one that started it.
 /// The caller checks the CSRF token, as it knows what the token is bound to.
-async fn bound_pending(
+pub(super) async fn bound_pending(
     ctx: &Ctx<'_>,
     id: &str,
     browser: &Browser<'_>,
@@ -537,7 +558,7 @@ pub async fn sign_in(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) ->
         Ok(false) => return wrong_password(ctx, request_id, pending, client, username).await,
         Err(why) => return refused(why).into(),
     }
-    match sessions::start(ctx, username).await {
+    match sessions::start(ctx, username, None).await {
         Ok((_, session)) => Answer {
             next: Next::Continue(after_sign_in(ctx, request_id, &pending)),
             session: Some(session),
@@ -637,7 +658,7 @@ pub async fn decide(ctx: &Ctx<'_>, form: &Params<'_>, browser: &Browser<'_>) -> 
             ));
         }
         let grant = grants::approve(ctx, username, request).await?;
-        code_redirect(ctx, &client, request, username, &grant, true).await
+        code_redirect(ctx, &client, request, &signed_in.session, &grant, true).await
     };
     match result.await {
         Ok(next) => next.into(),

@@ -1,6 +1,6 @@
 //! The use cases, one file per family: clients (register, read, update, delete), authorization
 //! (validate, sign in, consent, issue a code), tokens (exchange, refresh, client credentials,
-//! revoke, introspect) and sessions. They take parsed input and return typed outcomes; they
+//! revoke, introspect), sessions and the upstream sign-in at identity providers. They take parsed input and return typed outcomes; they
 //! know nothing of actix or HTTP. Handlers call one flow and hand its outcome to a renderer.
 
 pub mod account;
@@ -11,6 +11,7 @@ pub mod grants;
 pub mod guard;
 pub mod sessions;
 pub mod tokens;
+pub mod upstream;
 
 use crate::metadata::Endpoints;
 use crate::oauth::errors::{ErrorCode, OAuthError};
@@ -31,6 +32,8 @@ pub struct Ctx<'a> {
     pub guard: &'a guard::SignInGuard,
     /// The metadata document fetcher (docs/behaviour.md §12).
     pub documents: &'a cimd::Documents,
+    /// The identity providers' clients and caches (docs/behaviour.md §14).
+    pub upstream: &'a upstream::Providers,
     pub now: u64,
 }
 
@@ -105,6 +108,8 @@ pub enum Kind {
     Unavailable { retry_after: u64 },
     /// Something stored is unreadable; the operator is told in the log.
     Internal,
+    /// An identity provider answered with something unusable (docs/behaviour.md §14).
+    Upstream,
 }
 
 impl Problem {

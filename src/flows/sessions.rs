@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{Browser, Ctx, Problem};
-use crate::records::Session;
+use crate::records::{Session, Upstream};
 use crate::secret;
 use crate::store::{Backend, StoreError};
 
@@ -118,12 +118,18 @@ pub async fn current(ctx: &Ctx<'_>, browser: &Browser<'_>) -> Result<Option<Sign
         }))
 }
 
-/// Starts a session for `username`.
-pub async fn start(ctx: &Ctx<'_>, username: &str) -> Result<(SignedIn, NewSession), Problem> {
+/// Starts a session for `username`; `upstream` tells who the identity provider said it is
+/// (docs/behaviour.md §14).
+pub async fn start(
+    ctx: &Ctx<'_>,
+    username: &str,
+    upstream: Option<Upstream>,
+) -> Result<(SignedIn, NewSession), Problem> {
     let id = secret::random_token();
     let session = Session {
         username: username.to_owned(),
         auth_time: ctx.now,
+        upstream,
     };
     let ttl = ctx.settings.login.session_ttl;
     ctx.store

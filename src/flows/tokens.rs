@@ -14,7 +14,7 @@ use crate::oauth::scope;
 use crate::oauth::target::{self, Policy};
 use crate::records::{
     Client, Family, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, Token,
-    TokenKind,
+    TokenKind, Upstream,
 };
 use crate::secret;
 use crate::store::{Backend, Taken};
@@ -52,6 +52,9 @@ pub struct Introspection {
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
+    /// The identity provider the person signed in with (docs/behaviour.md §14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// An authenticated client and how it authenticated.
@@ -140,9 +143,11 @@ fn require_grant(client: &Client, grant: &str) -> Result<(), Problem> {
     }
 }
 
-/// What a new access token is for: everything of its record but its times.
+/// What a new access token is for: everything of its record but its times. `upstream`: who
+/// signed in upstream (docs/behaviour.md §14).
 struct For<'a> {
     subject: &'a str,
+    upstream: Option<&'a Upstream>,
     scopes: &'a [String],
     resource: Option<&'a str>,
     family_id: Option<&'a str>,
@@ -163,6 +168,7 @@ async fn issue(
     let record = Token {
         client_id: client.client_id.clone(),
         subject: access.subject.to_owned(),
+        upstream: access.upstream.cloned(),
         scopes: access_scopes.to_vec(),
         resource: access.resource.map(str::to_owned),
         family_id: family_id.map(str::to_owned),
@@ -276,6 +282,7 @@ async fn exchange_code(
     let refresh = client.metadata.has_grant(GRANT_REFRESH_TOKEN);
     let access = For {
         subject: &record.username,
+        upstream: record.upstream.as_ref(),
         scopes: &record.scopes,
         resource: record.resource.as_deref(),
         family_id: Some(&record.family_id),
@@ -378,6 +385,7 @@ async fn refresh(ctx: &Ctx<'_>, client: &Client, params: &Params<'_>) -> Result<
     clients::mark_used(ctx, client).await?;
     let access = For {
         subject: &record.subject,
+        upstream: record.upstream.as_ref(),
         scopes: &scopes,
         resource: record.resource.as_deref(),
         family_id: Some(&family_id),
@@ -423,6 +431,7 @@ async fn client_credentials(
     .map_err(Problem::request)?;
     let access = For {
         subject: &client.client_id,
+        upstream: None,
         scopes: &target.scopes,
         resource: target.resource.as_deref(),
         family_id: None,
@@ -545,7 +554,15 @@ pub async fn introspect(
         scope: Some(scope::join(&t.scopes)),
         client_id: Some(t.client_id),
         sub: Some(t.subject.clone()),
-        username: Some(t.subject),
+        // RFC 7662 §2.2: a human-readable identifier; after an upstream sign-in the name the
+        // provider gave, else the subject.
+        username: Some(
+            t.upstream
+                .as_ref()
+                .and_then(|u| u.display_name())
+                .map_or_else(|| t.subject.clone(), str::to_owned),
+        ),
+        provider: t.upstream.map(|u| u.provider),
         aud: t.resource,
         exp: Some(t.expires_at),
         iat: Some(t.issued_at),

@@ -11,3 +11,4 @@ pub mod ratelimit;
 pub mod register;
 pub mod request;
 pub mod token;
+pub mod upstream;

@@ -252,6 +252,7 @@ mod tests {
             expires_at: now + 300,
             family_id: "f".into(),
             grant_id: None,
+            upstream: None,
         }
     }
 

@@ -4,7 +4,10 @@
 pub mod authorize;
 pub mod cimd;
 pub mod errors;
+pub mod github;
 pub mod grants;
+pub mod identity;
+pub mod oidc;
 pub mod params;
 pub mod pkce;
 pub mod redirect_uri;

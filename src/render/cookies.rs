@@ -8,6 +8,7 @@ use crate::metadata::Endpoints;
 
 use crate::flows::clients::CSRF_COOKIE as CSRF;
 use crate::flows::sessions::{BROWSER_COOKIE as BROWSER, SESSION_COOKIE as SESSION};
+use crate::flows::upstream::{ROUND_TRIP_TTL, UPSTREAM_COOKIE as UPSTREAM};
 
 /// The rendered attributes (`; Path=…; HttpOnly; …`) of each cookie, and the prefix of their
 /// names (`__Host-` on an https issuer without a path).
@@ -19,6 +20,9 @@ pub struct Cookies {
     /// The session cookie's attributes with `Max-Age=0`: what removes it.
     session_removal: String,
     browser: String,
+    upstream: String,
+    /// The whole `Set-Cookie` value that removes the round-trip cookie.
+    upstream_gone: Option<HeaderValue>,
 }
 
 /// `; Path=/; HttpOnly; …` as the cookie crate writes it for a cookie named `name`.
@@ -63,12 +67,32 @@ impl Cookies {
             .secure(secure)
             .same_site(SameSite::Strict)
             .finish();
+        // Binds an upstream sign-in's round trip to this browser (docs/behaviour.md §14). Lax,
+        // not Strict: the provider sends the browser back with a cross-site navigation.
+        let upstream = |max_age| {
+            Cookie::build(UPSTREAM, "")
+                .path("/")
+                .http_only(true)
+                .secure(secure)
+                .same_site(SameSite::Lax)
+                .max_age(max_age)
+                .finish()
+        };
+        let ttl = i64::try_from(ROUND_TRIP_TTL).unwrap_or(600);
+        let upstream_gone = header(
+            ep.cookie_prefix,
+            UPSTREAM,
+            "",
+            &attributes(upstream(actix_web::cookie::time::Duration::ZERO)),
+        );
         Self {
             prefix: ep.cookie_prefix,
             csrf: attributes(csrf),
             session: attributes(session),
             session_removal: attributes(removal),
             browser: attributes(browser),
+            upstream: attributes(upstream(actix_web::cookie::time::Duration::seconds(ttl))),
+            upstream_gone,
         }
     }
 
@@ -90,6 +114,16 @@ impl Cookies {
     /// `Set-Cookie` for a browser binding.
     pub fn browser(&self, value: &str) -> Option<HeaderValue> {
         header(self.prefix, BROWSER, value, &self.browser)
+    }
+
+    /// `Set-Cookie` for the binding of an upstream round trip.
+    pub fn upstream(&self, value: &str) -> Option<HeaderValue> {
+        header(self.prefix, UPSTREAM, value, &self.upstream)
+    }
+
+    /// `Set-Cookie` that removes the binding of an upstream round trip (it is done).
+    pub fn upstream_gone(&self) -> Option<HeaderValue> {
+        self.upstream_gone.clone()
     }
 }
 
@@ -163,6 +197,26 @@ mod tests {
                 cookies.session("a;b").is_none(),
                 "nothing but base64url and dots"
             );
+            let upstream = cookies.upstream(&token).expect("valid");
+            let expected_upstream = Cookie::build(UPSTREAM, token.clone())
+                .path("/")
+                .http_only(true)
+                .secure(secure)
+                .same_site(SameSite::Lax)
+                .max_age(actix_web::cookie::time::Duration::seconds(600))
+                .finish();
+            assert_eq!(
+                upstream.to_str().expect("ASCII"),
+                expected_upstream.encoded().to_string(),
+                "Lax: the provider sends the browser back cross-site"
+            );
+            let gone = cookies.upstream_gone().expect("valid");
+            assert!(
+                gone.to_str()
+                    .expect("ASCII")
+                    .starts_with("doorman_upstream=; ")
+            );
+            assert!(gone.to_str().expect("ASCII").contains("Max-Age=0"));
         }
     }
 }

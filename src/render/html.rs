@@ -7,8 +7,8 @@ use actix_web::http::{StatusCode, header};
 use sailfish::TemplateSimple;
 
 use super::pages::{
-    AccountPage, AppLine, ConsentPage, ErrorPage, Escaped, LoginPage, RegisterForm, RegisterPage,
-    RegisteredPage, ScopeLine, SignedOutPage, UnregisteredPage,
+    AccountPage, AppLine, ConsentPage, ContinuePage, ErrorPage, Escaped, LoginPage, RegisterForm,
+    RegisterPage, RegisteredPage, ScopeLine, SignedOutPage, UnregisteredPage,
 };
 use super::{
     NO_CACHE, NO_STORE, Page, Renderer, Unregistered, VARY_ACCEPT, answer, json, retry_after,
@@ -359,6 +359,38 @@ impl Html {
                 return_to,
                 host,
             } => Self::error_page(page, problem, Some((return_to, host))),
+            Next::Upstream { location, binding } => {
+                let mut res = redirect(location, false);
+                if let Some(b) = binding {
+                    set_cookie(&mut res, page.cookies.upstream(b));
+                }
+                res
+            }
+            Next::Resume(location) => {
+                let mut res = render(
+                    StatusCode::OK,
+                    ContinuePage {
+                        c: &page.chrome,
+                        title: "Signed in",
+                        location,
+                    },
+                );
+                // A navigation the page itself starts (docs/behaviour.md §14), like a meta
+                // refresh but without markup; the link is there for anyone it does not move.
+                if let Ok(refresh) = HeaderValue::try_from(format!("0; url={location}")) {
+                    res.headers_mut().insert(header::REFRESH, refresh);
+                }
+                set_cookie(&mut res, page.cookies.upstream_gone());
+                res
+            }
+            Next::Failed(f) => Self::page_of(
+                page,
+                &f.problem,
+                f.title,
+                Vec::new(),
+                None,
+                f.retry.as_deref(),
+            ),
         };
         if let Some(session) = &answer.session {
             set_cookie(&mut res, page.cookies.session(&session.cookie));
@@ -385,6 +417,17 @@ impl Html {
                     }
                     None => (StatusCode::OK, None),
                 };
+                let providers = page
+                    .providers
+                    .iter()
+                    .map(|(id, name)| {
+                        let href = format!(
+                            "{}/login/{id}?request={}",
+                            page.endpoints.issuer, prompt.request_id
+                        );
+                        (name.as_str(), href)
+                    })
+                    .collect();
                 render(
                     code,
                     LoginPage {
@@ -396,6 +439,8 @@ impl Html {
                         csrf: &prompt.pending.csrf,
                         username,
                         error,
+                        providers,
+                        password: page.password_form,
                     },
                 )
             }
@@ -667,6 +712,18 @@ impl Html {
             ErrorCode::ServerError => ("Sign-in is not available", Vec::new()),
             _ => ("The request could not be completed", Vec::new()),
         };
+        Self::page_of(page, p, title, steps, return_to, None)
+    }
+
+    /// The error page for `p`, headed `title`.
+    fn page_of(
+        page: &Page,
+        p: &Problem,
+        title: &str,
+        steps: Vec<String>,
+        return_to: Option<(&str, &str)>,
+        retry: Option<&str>,
+    ) -> HttpResponse {
         let (code, challenge) = status(p.kind);
         let mut res = render(
             code,
@@ -678,6 +735,7 @@ impl Html {
                 client_id: p.client_id.as_deref(),
                 steps,
                 return_to,
+                retry,
             },
         );
         let headers = res.headers_mut();

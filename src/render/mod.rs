@@ -52,6 +52,11 @@ pub struct Page {
     pub cookies: cookies::Cookies,
     /// `scopes.descriptions`.
     pub scope_descriptions: std::collections::HashMap<String, String>,
+    /// The identity providers' ids and names, for the sign-in page's buttons.
+    pub providers: Vec<(String, String)>,
+    /// Whether the sign-in page shows the password form (password mode, or password users
+    /// beside the providers).
+    pub password_form: bool,
 }
 
 impl Page {
@@ -78,6 +83,14 @@ impl Page {
             needs_initial_token: !settings.registration.initial_access_token.is_empty(),
             scope_descriptions: settings.scopes.descriptions.clone(),
             endpoints: ep.clone(),
+            providers: settings
+                .login
+                .providers
+                .iter()
+                .map(|p| (p.id.clone(), p.name.clone()))
+                .collect(),
+            password_form: settings.login.mode != crate::settings::LoginMode::Upstream
+                || !settings.login.users.is_empty(),
         }
     }
 }
@@ -171,6 +184,7 @@ pub fn status(kind: Kind) -> (StatusCode, Option<HeaderValue>) {
         Kind::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
         Kind::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, None),
         Kind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        Kind::Upstream => (StatusCode::BAD_GATEWAY, None),
     }
 }
 

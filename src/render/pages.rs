@@ -122,6 +122,8 @@ pub struct ErrorPage<'a> {
     pub steps: Vec<String>,
     /// A link back to the application with the error (its URL, and its host as shown).
     pub return_to: Option<(&'a str, &'a str)>,
+    /// A link that tries again (a failed upstream sign-in: back to the sign-in page).
+    pub retry: Option<&'a str>,
 }
 
 #[derive(TemplateSimple)]
@@ -136,6 +138,20 @@ pub struct LoginPage<'a> {
     pub csrf: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// The identity providers' buttons: their names and where each starts (docs/behaviour.md
+    /// §14).
+    pub providers: Vec<(&'a str, String)>,
+    /// Whether the password form is shown.
+    pub password: bool,
+}
+
+/// After an upstream sign-in: the page that continues to the consent page by itself.
+#[derive(TemplateSimple)]
+#[template(path = "continue.stpl")]
+pub struct ContinuePage<'a> {
+    pub c: &'a Chrome,
+    pub title: &'a str,
+    pub location: &'a str,
 }
 
 /// A scope as a person reads it: its name, the sentence from `scopes.descriptions`, and

@@ -43,3 +43,7 @@ pub fn document(url: &str) -> String {
 pub fn document_fetch(url: &str) -> String {
     format!("cimd-fetch:{}", hash(url))
 }
+/// An upstream sign-in round trip, under the hash of its `state`.
+pub fn upstream(state: &str) -> String {
+    format!("upstream:{}", hash(state))
+}

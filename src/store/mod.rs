@@ -23,6 +23,7 @@ pub use redis::RedisStore;
 
 use crate::records::{
     AuthCode, CachedDocument, Client, Family, Grant, PendingRequest, Session, Token, TokenKind,
+    UpstreamLogin,
 };
 use crate::settings::{Backend as BackendKind, Storage};
 
@@ -78,6 +79,16 @@ pub trait Backend {
     async fn pending(&self, id: &str) -> Result<Option<PendingRequest>, StoreError>;
     /// Removes and returns it: a decision on a pending request is made once.
     async fn take_pending(&self, id: &str) -> Result<Option<PendingRequest>, StoreError>;
+
+    // --- upstream sign-in round trips (docs/behaviour.md §14), under the hash of `state` ----
+    async fn put_upstream(
+        &self,
+        state: &str,
+        login: &UpstreamLogin,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Removes and returns it: a provider's answer is used once, on whichever process it lands.
+    async fn take_upstream(&self, state: &str) -> Result<Option<UpstreamLogin>, StoreError>;
 
     // --- sessions and remembered consent --------------------------------------------------
     async fn put_session(
@@ -213,6 +224,20 @@ impl<K: Kv> Backend for K {
 
     async fn take_pending(&self, id: &str) -> Result<Option<PendingRequest>, StoreError> {
         let key = keys::pending(id);
+        read(&key, self.remove(&key).await?)
+    }
+
+    async fn put_upstream(
+        &self,
+        state: &str,
+        login: &UpstreamLogin,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        put_json(self, &keys::upstream(state), login, Some(ttl)).await
+    }
+
+    async fn take_upstream(&self, state: &str) -> Result<Option<UpstreamLogin>, StoreError> {
+        let key = keys::upstream(state);
         read(&key, self.remove(&key).await?)
     }
 

@@ -29,6 +29,11 @@ fi
 if [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund
 fi
+# The OpenID Provider of the upstream sign-in runs (oidc-provider, tests/support/oidc);
+# scripts/test installs it first, this covers a run of this script alone.
+if [ ! -d ../support/oidc/node_modules ]; then
+  (cd ../support/oidc && npm ci --no-audit --no-fund)
+fi
 
 if [ "$#" -eq 0 ]; then
   set -- ./*.test.mjs

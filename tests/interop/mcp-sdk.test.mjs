@@ -4,7 +4,9 @@
 // The SDK starts from an MCP server URL only. It must find Doorman through the server's RFC 9728
 // metadata, read Doorman's RFC 8414 metadata, register itself (RFC 7591), send the person to the
 // authorization endpoint with PKCE and a resource indicator, exchange the code and later refresh.
-// The whole sequence runs against one Doorman, then against two behind a round-robin proxy.
+// The whole sequence runs against one Doorman, then against two behind a round-robin proxy, then
+// once more with `login.mode = "upstream"`: the person signs in at a real OpenID Provider
+// (oidc-provider, tests/support/oidc) through its own pages, and comes back to Doorman's consent.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -16,8 +18,23 @@ import { processLabel, startEnvironment, USER, withServerLogs } from './lib/harn
 import { audienceIncludes, introspect, registerResourceServer } from './lib/resource-server.mjs';
 import { MemoryProvider, recordingFetch } from './lib/sdk.mjs';
 
-for (const processes of [1, 2]) {
-  const label = processLabel(processes);
+/** Each way the suite runs, and what its person's browser goes through. */
+const RUNS = [
+  { processes: 1, login: 'password' },
+  { processes: 2, login: 'password' },
+  { processes: 1, login: 'upstream' },
+];
+const PASSWORD_TRACE = ['GET /authorize 200', 'POST /login 303', 'GET /consent 200', 'POST /consent 303'];
+// /authorize goes straight to the only provider; its sign-in and consent pages; back to Doorman,
+// whose page moves on to consent by itself.
+const UPSTREAM_TRACE = [
+  'GET /authorize 302', 'GET /auth 303', 'GET /interaction 200', 'POST /interaction 303',
+  'GET /auth 303', 'GET /interaction 200', 'POST /interaction 303', 'GET /auth 303',
+  'GET /login/test/callback 200', 'GET /consent 200', 'POST /consent 303',
+];
+
+for (const { processes, login } of RUNS) {
+  const label = login === 'upstream' ? `${processLabel(processes)} (upstream sign-in)` : processLabel(processes);
 
   describe(`mcp sdk ${label}`, () => {
     let env;
@@ -29,7 +46,7 @@ for (const processes of [1, 2]) {
     let firstTokens;
 
     before(async () => {
-      env = await startEnvironment({ processes });
+      env = await startEnvironment({ processes, login });
       const response = await fetch(`${env.issuer}/.well-known/oauth-authorization-server`);
       assert.equal(response.status, 200);
       metadata = await response.json();
@@ -84,16 +101,21 @@ for (const processes of [1, 2]) {
         const before = env.servedBy();
 
         const { callback, status, trace } = await authorizeInBrowser(url, { redirectUri: redirectUrl });
-        // Sign-in page, sign-in POST (303 + session cookie), consent page, consent POST (303).
-        assert.deepEqual(
-          trace.map((s) => `${s.method} ${new URL(s.url).pathname} ${s.status}`),
-          ['GET /authorize 200', 'POST /login 303', 'GET /consent 200', 'POST /consent 303'],
-          formatTrace(trace),
-        );
+        // Password: sign-in page, sign-in POST (303 + session cookie), consent page, consent POST
+        // (303). Upstream: the provider's pages in between, and Doorman's callback signs in.
+        const steps = trace.map((s) => `${s.method} ${new URL(s.url).pathname.replace(/^\/(interaction|auth)\/.*/, '/$1')} ${s.status}`);
+        assert.deepEqual(steps, login === 'upstream' ? UPSTREAM_TRACE : PASSWORD_TRACE, formatTrace(trace));
+        const signsIn = trace[login === 'upstream' ? 8 : 1];
         assert.ok(
-          trace[1].response.headers.getSetCookie().some((c) => c.startsWith('doorman_session=')),
+          signsIn.response.headers.getSetCookie().some((c) => c.startsWith('doorman_session=')),
           'the sign-in answer sets the session cookie',
         );
+        if (login === 'upstream') {
+          const toProvider = new URL(trace[1].url);
+          assert.equal(toProvider.origin, new URL(env.provider.issuer).origin, 'sent to the provider');
+          assert.equal(toProvider.searchParams.get('code_challenge_method'), 'S256');
+          assert.ok(toProvider.searchParams.get('nonce'), 'with a nonce');
+        }
         assert.equal(status, 303, 'a POSTed consent form is answered with 303');
         assert.ok(callback.searchParams.get('code'), `a code in ${callback.href}`);
         assert.equal(callback.searchParams.get('state'), provider.states.at(-1), 'state echoed');
@@ -151,7 +173,14 @@ for (const processes of [1, 2]) {
         assert.equal(answer.active, true, JSON.stringify(answer));
         assert.ok(audienceIncludes(answer.aud, env.resource), `aud ${JSON.stringify(answer.aud)} is ${env.resource}`);
         assert.equal(answer.client_id, provider.clientInformation().client_id);
-        assert.equal(answer.sub, USER.username);
+        if (login === 'upstream') {
+          // The provider's subject, scoped by provider, and the provider itself.
+          assert.equal(answer.sub, `test:${USER.username}`);
+          assert.equal(answer.provider, 'test');
+          assert.equal(answer.username, 'Alice Example');
+        } else {
+          assert.equal(answer.sub, USER.username);
+        }
         assert.equal(answer.iss, metadata.issuer);
         assert.ok(answer.scope.split(' ').includes('mcp'), `scope ${answer.scope}`);
         assert.ok(Number.isInteger(answer.exp) && Number.isInteger(answer.iat) && answer.exp > answer.iat);

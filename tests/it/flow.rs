@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use doorman::settings::Settings;
 use serde_json::{Value, json};
 
-use crate::support::{CHALLENGE, CHROME_ACCEPT, TestApp, VERIFIER, static_dir, text};
+use crate::support::{CHALLENGE, CHROME_ACCEPT, TestApp, VERIFIER, text};
 
 pub(crate) const REDIRECT: &str = "http://127.0.0.1:4000/cb";
 pub(crate) const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -148,8 +148,6 @@ pub(crate) async fn password_app_for(
     users: &[(&str, &str)],
     overrides: &[(&str, &str)],
 ) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("doorman.toml");
     let users: Vec<String> = users
         .iter()
         .map(|(u, p)| {
@@ -163,29 +161,7 @@ pub(crate) async fn password_app_for(
         "[login]\nmode = \"password\"\nusers = [{}]\n",
         users.join(", ")
     );
-    std::fs::write(&path, toml).expect("write config");
-    let mut env: HashMap<String, String> = [
-        ("DOORMAN__RATE_LIMIT__ENABLED", "false"),
-        ("DOORMAN__STORAGE__BACKEND", "memory"),
-        ("DOORMAN__SERVER__WORKERS", "1"),
-        ("DOORMAN__SERVER__SHUTDOWN_TIMEOUT", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    env.insert(
-        "DOORMAN__SERVER__STATIC_DIR".into(),
-        static_dir().display().to_string(),
-    );
-    for (k, v) in overrides {
-        env.insert(
-            format!("DOORMAN__{}", k.replace('.', "__").to_uppercase()),
-            (*v).to_owned(),
-        );
-    }
-    let settings =
-        Settings::load(Some(&path), Some(env)).unwrap_or_else(|e| panic!("settings: {e}"));
-    TestApp::with_settings(settings).await
+    TestApp::with_settings(crate::support::settings_with_file(&toml, overrides)).await
 }
 
 /// Doorman in dev mode: everyone is signed in as `dev` without a form.

@@ -24,3 +24,5 @@ mod real_clients;
 mod register;
 mod security;
 mod storage;
+mod upstream;
+mod upstream_support;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use doorman::records::{
     AuthCode, AuthRequest, CachedDocument, Client, Family, Grant, PendingRequest, RegisteredBy,
-    ResourceServer, Session, Token, TokenKind,
+    ResourceServer, Session, Token, TokenKind, Upstream, UpstreamLogin,
 };
 use doorman::store::kv::{self, Durability, Kv, Once};
 use doorman::store::{Backend as _, Store, StoreError, Taken};
@@ -562,6 +562,16 @@ fn code(client_id: &str) -> AuthCode {
         expires_at: 1_700_000_300,
         family_id: "family-1".into(),
         grant_id: Some("grant-1".into()),
+        upstream: Some(ada()),
+    }
+}
+
+/// Who signed in upstream, as sessions, codes and tokens keep it.
+fn ada() -> Upstream {
+    Upstream {
+        provider: "github".into(),
+        name: Some("Ada Lovelace".into()),
+        email: Some("ada@example.com".into()),
     }
 }
 
@@ -575,6 +585,7 @@ fn token(client_id: &str, family: Option<&str>) -> Token {
         grant_id: None,
         issued_at: 1_700_000_000,
         expires_at: 1_700_003_600,
+        upstream: family.map(|_| ada()),
     }
 }
 
@@ -681,10 +692,70 @@ pub async fn conformance(store: &Store, name: &str) {
         "{name}: once"
     );
 
+    // Upstream round trips (docs/behaviour.md §14): put under the state, taken once, and a
+    // lapsed one is gone; two states never meet.
+    let trip = UpstreamLogin {
+        request_id: "pending-id".into(),
+        provider: "okta".into(),
+        verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into(),
+        nonce: "n-0S6_WzA2Mj".into(),
+        browser: "browser-hash".into(),
+        expires_at: 1_700_000_600,
+    };
+    store
+        .put_upstream("state-1", &trip, hour)
+        .await
+        .expect("put_upstream");
+    store
+        .put_upstream("state-lapsed", &trip, gone)
+        .await
+        .expect("put_upstream");
+    assert_eq!(
+        store.take_upstream("state-2").await.expect("take_upstream"),
+        None,
+        "{name}: another state"
+    );
+    assert_eq!(
+        store
+            .take_upstream("state-lapsed")
+            .await
+            .expect("take_upstream"),
+        None,
+        "{name}: lapsed"
+    );
+    assert_eq!(
+        store.take_upstream("state-1").await.expect("take_upstream"),
+        Some(trip.clone()),
+        "{name}"
+    );
+    assert_eq!(
+        store.take_upstream("state-1").await.expect("take_upstream"),
+        None,
+        "{name}: once"
+    );
+    // Two processes taking the same answer at once: exactly one gets it.
+    store
+        .put_upstream("state-raced", &trip, hour)
+        .await
+        .expect("put_upstream");
+    let (a, b) = tokio::join!(
+        store.take_upstream("state-raced"),
+        store.take_upstream("state-raced")
+    );
+    assert_eq!(
+        [a.expect("take"), b.expect("take")]
+            .iter()
+            .filter(|t| t.is_some())
+            .count(),
+        1,
+        "{name}: one winner"
+    );
+
     // Sessions and remembered consent.
     let session = Session {
-        username: "alice".into(),
+        username: "github:583231".into(),
         auth_time: 1_700_000_000,
+        upstream: Some(ada()),
     };
     store
         .put_session("session-id", &session, hour)

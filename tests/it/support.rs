@@ -35,6 +35,12 @@ pub struct TestApp {
 /// Settings for a test: defaults, rate limits off, the given backend, plus `overrides`
 /// (`"storage.backend" → "redis"` style keys, as `DOORMAN__…` variables would set them).
 pub fn settings(overrides: &[(&str, &str)]) -> Settings {
+    Settings::load(None, Some(test_env(overrides))).unwrap_or_else(|e| panic!("test settings: {e}"))
+}
+
+/// The `DOORMAN__…` variables of a test: rate limits off, memory store, one worker, the
+/// repository's static files, then `overrides`.
+fn test_env(overrides: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("DOORMAN__RATE_LIMIT__ENABLED".into(), "false".into());
     env.insert("DOORMAN__STORAGE__BACKEND".into(), "memory".into());
@@ -50,7 +56,18 @@ pub fn settings(overrides: &[(&str, &str)]) -> Settings {
             (*v).to_owned(),
         );
     }
-    Settings::load(None, Some(env)).unwrap_or_else(|e| panic!("test settings: {e}"))
+    env
+}
+
+/// Settings for a test from a `--config` file holding `toml` (for lists of tables such as
+/// `login.users` and `[[login.providers]]`, which `DOORMAN__…` overrides cannot express), then
+/// the test defaults of `settings` and `overrides`.
+pub fn settings_with_file(toml: &str, overrides: &[(&str, &str)]) -> Settings {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("doorman.toml");
+    std::fs::write(&path, toml).expect("write config");
+    Settings::load(Some(&path), Some(test_env(overrides)))
+        .unwrap_or_else(|e| panic!("settings: {e}"))
 }
 
 pub fn static_dir() -> PathBuf {
@@ -133,12 +150,25 @@ impl TestApp {
 
     /// Doorman with settings built by the test (for what overrides cannot express, such as
     /// `login.users`). The issuer is replaced by the bound address, as in `with`.
-    pub async fn with_settings(mut settings: Settings) -> Self {
+    pub async fn with_settings(settings: Settings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Self::on(listener, settings).await
+    }
+
+    /// Doorman on a listener the test bound first (so it could tell its address to someone
+    /// else, such as an identity provider's redirect URIs). The issuer is the bound address.
+    pub async fn on(listener: TcpListener, mut settings: Settings) -> Self {
+        let addr = listener.local_addr().expect("local addr");
+        settings.issuer = format!("http://{addr}");
+        Self::serve(listener, settings).await
+    }
+
+    /// Doorman on `listener` with `settings` as they are (their issuer may be another
+    /// process's, as behind a load balancer).
+    pub async fn serve(listener: TcpListener, settings: Settings) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let base = format!("http://{addr}");
-        let issuer = base.clone();
-        settings.issuer = issuer.clone();
+        let issuer = settings.issuer.clone();
         let store = Store::open(&settings.storage).unwrap_or_else(|e| panic!("open store: {e}"));
         let clock = doorman::clock::Clock::default();
         let server =

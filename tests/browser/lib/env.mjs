@@ -3,7 +3,10 @@
 // (/callback), and headless Debian Chromium driven by playwright-core.
 //
 //   const env = await startEnvironment();
+//   const env = await startEnvironment({ login: 'upstream' }); // + a real OpenID Provider, "test"
 //   env.issuer              – Doorman's URL, e.g. http://127.0.0.1:41234
+//   env.provider            – with login 'upstream': the OpenID Provider (oidc-provider), Doorman's
+//                             identity provider "test" beside alice's password
 //   env.redirectUri         – the client's redirect URI, http://127.0.0.1:<cbport>/callback
 //   env.callbacks           – every request the client's redirect URI received (URL objects)
 //   env.documentClientId    – a client_id that is a Client ID Metadata Document URL, served by the
@@ -29,6 +32,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+import { OP_CLIENT, startOpenIdProvider } from '../../support/oidc/start.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Root of the Doorman repository (tests/browser/lib → ../../..). */
@@ -133,7 +138,21 @@ function clientDocument(env) {
 /** The stand-in client's logo. */
 const CLIENT_LOGO = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 48"><rect width="48" height="48" rx="10" fill="#2f6f4f"/><path d="M14 12h14l6 6v18H14z" fill="#fff"/><path d="M18 22h12M18 27h12M18 32h8" stroke="#2f6f4f" stroke-width="2"/></svg>`;
 
-export async function startEnvironment() {
+/** The [[login.providers]] entry of the OpenID Provider at `issuer`. */
+function providerConfig(issuer) {
+  return `
+[[login.providers]]
+id = "test"
+name = "Example IdP"
+kind = "oidc"
+issuer = ${q(issuer)}
+client_id = ${q(OP_CLIENT.id)}
+client_secret = ${q(OP_CLIENT.secret)}
+allowed_domains = ["example.com"]
+`;
+}
+
+export async function startEnvironment({ login = 'password' } = {}) {
   if (!existsSync(doormanBinary)) throw new Error(`${doormanBinary} is missing; run cargo build --release`);
   if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing; apt-get install -y chromium`);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'doorman-browser-'));
@@ -185,6 +204,7 @@ export async function startEnvironment() {
     }
     client.closeAllConnections?.();
     await new Promise((resolve) => client.close(() => resolve()));
+    await env.provider?.stop();
     if (!process.env.BROWSER_KEEP) await rm(dir, { recursive: true, force: true });
   };
   env.stop = stop;
@@ -193,6 +213,10 @@ export async function startEnvironment() {
     // 2. Doorman.
     const port = await freePort();
     env.issuer = `http://127.0.0.1:${port}`;
+    if (login === 'upstream') {
+      env.provider = await startOpenIdProvider({ redirectUris: [`${env.issuer}/login/test/callback`] });
+      liveChildren.add(env.provider.child);
+    }
     const config = `issuer = ${q(env.issuer)}
 
 [server]
@@ -207,9 +231,9 @@ backend = "memory"
 enabled = false
 
 [login]
-mode = "password"
+mode = ${q(login)}
 users = [{ username = ${q(USER.username)}, password_hash = ${q(passwordHash())} }]
-
+${env.provider ? providerConfig(env.provider.issuer) : ''}
 # The stand-in client publishes its metadata document on loopback over http.
 [cimd]
 allow_hosts = ["127.0.0.1"]

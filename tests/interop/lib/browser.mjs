@@ -1,11 +1,13 @@
 // Plays the person's browser between an OAuth client's authorization URL and its redirect URI:
 // follows redirects by hand, keeps a cookie jar, fills in Doorman's sign-in form and submits its
-// consent form. It knows only what a browser would see: status codes, Location, Set-Cookie and
-// the HTML of the pages.
+// consent form. With upstream sign-in it also goes through the identity provider's own pages
+// (oidc-provider's sign-in and consent forms) and follows Doorman's `Refresh` back to consent.
+// It knows only what a browser would see: status codes, Location, Refresh, Set-Cookie and the
+// HTML of the pages.
 
 import { USER } from './harness.mjs';
 
-const MAX_STEPS = 12;
+const MAX_STEPS = 16;
 
 /** A minimal cookie jar for one host (every URL in these tests is on 127.0.0.1). */
 export class CookieJar {
@@ -137,8 +139,28 @@ export async function authorizeInBrowser(authorizationUrl, {
       continue;
     }
     if (response.status !== 200) await fail(`unexpected status ${response.status}`);
+    // Doorman's page after an upstream sign-in moves on by itself (`Refresh: 0; url=…`).
+    const refresh = response.headers.get('refresh')?.match(/^\s*\d+\s*;\s*url=(.+)$/i);
+    if (refresh) {
+      await response.body?.cancel();
+      request = { method: 'GET', url: new URL(refresh[1].trim(), request.url) };
+      continue;
+    }
 
     const forms = parseForms(await response.text());
+    // oidc-provider's own pages: a sign-in form and a consent form, told apart by `prompt`.
+    const atProvider = forms.find((f) => f.fields.prompt === 'login' || f.fields.prompt === 'consent');
+    if (atProvider) {
+      const fields = atProvider.fields.prompt === 'login'
+        ? { ...atProvider.fields, login: user.username, password: user.password }
+        : atProvider.fields;
+      request = {
+        method: (atProvider.method ?? 'post').toUpperCase(),
+        url: new URL(atProvider.action, request.url),
+        body: new URLSearchParams(fields).toString(),
+      };
+      continue;
+    }
     const login = forms.find((f) => hasClass(f, 'login'));
     const consent = forms.find((f) => hasClass(f, 'consent') || f.buttons.some((b) => b.name === 'decision'));
     if (login) {

@@ -3,8 +3,11 @@
 // server that publishes RFC 9728 protected-resource metadata pointing at Doorman.
 //
 //   const env = await startEnvironment({ processes: 2 });
+//   const env = await startEnvironment({ login: 'upstream' }); // sign-in at a real OpenID Provider
 //   env.issuer        – the URL every client uses (the proxy's URL when processes = 2)
 //   env.resource      – the MCP server URL / RFC 8707 resource indicator
+//   env.provider      – with login 'upstream': the OpenID Provider (oidc-provider, tests/support/oidc),
+//                      Doorman's only identity provider, id "test"
 //   env.servedBy()    – requests forwarded to each Doorman process so far (processes = 2)
 //   env.proxyLog()    – which process served each request, in order (processes = 2)
 //   env.logTail()     – the last lines Doorman and Redis printed, for failure messages
@@ -24,6 +27,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { OP_CLIENT, startOpenIdProvider } from '../../support/oidc/start.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Root of the Doorman repository (tests/interop/lib → ../../..). */
@@ -281,9 +286,30 @@ function operatorClient(configFile, cwd, args) {
   return { client_id: value('client_id'), client_secret: value('client_secret') };
 }
 
+/** The [login] table: alice with a password, or the OpenID Provider at `providerIssuer` only. */
+function loginConfig(providerIssuer) {
+  const q = (s) => JSON.stringify(s);
+  if (!providerIssuer) {
+    return `[login]
+mode = "password"
+users = [{ username = ${q(USER.username)}, password_hash = ${q(passwordHash())} }]`;
+  }
+  return `[login]
+mode = "upstream"
+
+[[login.providers]]
+id = "test"
+name = "Example IdP"
+kind = "oidc"
+issuer = ${q(providerIssuer)}
+client_id = ${q(OP_CLIENT.id)}
+client_secret = ${q(OP_CLIENT.secret)}
+allowed_domains = ["example.com"]`;
+}
+
 /** The Doorman settings file for this environment (every key exists in settings/default.toml);
  *  `extra` is appended (whole TOML sections a suite needs, e.g. `[cimd]`). */
-function doormanConfig({ issuer, bindPort, redisSocket, keyPrefix, extra = '' }) {
+function doormanConfig({ issuer, bindPort, redisSocket, keyPrefix, providerIssuer, extra = '' }) {
   const q = (s) => JSON.stringify(s); // a JSON string is a valid TOML basic string for these values
   return `# Written by tests/interop/lib/harness.mjs
 issuer = ${q(issuer)}
@@ -301,14 +327,12 @@ key_prefix = ${q(keyPrefix)}
 [rate_limit]
 enabled = false
 
-[login]
-mode = "password"
-users = [{ username = ${q(USER.username)}, password_hash = ${q(passwordHash())} }]
-
 # Reuse of a rotated-out refresh token revokes the family at once here, so the suites can show
 # it without waiting out the grace period for retries (the integration tests cover that).
 [tokens]
 refresh_grace = 0
+
+${loginConfig(providerIssuer)}
 ${extra}`;
 }
 
@@ -317,7 +341,7 @@ ${extra}`;
  * `extraConfig` is TOML appended to every Doorman's settings file.
  * Whatever was started is stopped again if any step fails.
  */
-export async function startEnvironment({ processes = 1, extraConfig = '' } = {}) {
+export async function startEnvironment({ processes = 1, login = 'password', extraConfig = '' } = {}) {
   if (processes !== 1 && processes !== 2) throw new Error('processes must be 1 or 2');
   if (!existsSync(doormanBinary)) throw new Error(`${doormanBinary} not found: run cargo build --release`);
 
@@ -351,6 +375,7 @@ export async function startEnvironment({ processes = 1, extraConfig = '' } = {})
       // Doorman first (it talks to Redis while shutting down), then Redis.
       await Promise.all(children.filter((c) => c.role === 'doorman').map(stopChild));
       await Promise.all(children.filter((c) => c.role === 'redis').map(stopChild));
+      await env.provider?.stop();
       watchdog.kill('SIGKILL');
       if (process.env.INTEROP_KEEP) {
         console.error(`interop: kept ${dir}`);
@@ -393,14 +418,22 @@ export async function startEnvironment({ processes = 1, extraConfig = '' } = {})
       env.issuer = `http://127.0.0.1:${backendPorts[0]}`;
     }
 
-    // 4. Doorman processes: same issuer, same Redis, same key prefix; each its own bind port.
+    // 4. With upstream sign-in: the OpenID Provider, which must know Doorman's callback.
+    let providerIssuer;
+    if (login === 'upstream') {
+      env.provider = await startOpenIdProvider({ redirectUris: [`${env.issuer}/login/test/callback`] });
+      appendFileSync(pidFile, `${env.provider.child.pid}\n`);
+      providerIssuer = env.provider.issuer;
+    }
+
+    // 5. Doorman processes: same issuer, same Redis, same key prefix; each its own bind port.
     const keyPrefix = `interop:${randomBytes(4).toString('hex')}:`;
     const doormen = [];
     for (const [i, port] of backendPorts.entries()) {
       const configFile = path.join(dir, `doorman-${i}.toml`);
       await writeFile(
         configFile,
-        doormanConfig({ issuer: env.issuer, bindPort: port, redisSocket, keyPrefix, extra: extraConfig }),
+        doormanConfig({ issuer: env.issuer, bindPort: port, redisSocket, keyPrefix, providerIssuer, extra: extraConfig }),
       );
       if (i === 0) env.operatorClient = (args) => operatorClient(configFile, dir, args);
       const logFile = path.join(dir, `doorman-${i}.log`);
