@@ -9,7 +9,6 @@
 //   signin-error          a wrong password
 //   consent               signed in: the consent page
 //   account               Approve, then GET /account: the applications the person allowed
-//   signed-out            Sign out on the account page
 //   error                 GET /authorize without client_id
 //   error-redirect-uri    GET /authorize for a registered client with a redirect URI it never registered
 //   registered-confidential  GET /register, a confidential client registered: its secret, once
@@ -19,6 +18,7 @@
 //                         the page names the client's host and offers no registration
 //   consent-document      the consent page of a client identified by its metadata document: its
 //                         name, its logo (same host) and, prominently, its host
+//   signed-out            Sign out on the account page
 //
 // Each step checks that it reached the page it meant to, so a visit never runs on the wrong page.
 
@@ -34,13 +34,13 @@ export const PAGE_NAMES = [
   'signin-error',
   'consent',
   'account',
-  'signed-out',
   'error',
   'error-redirect-uri',
   'registered-confidential',
   'error-return',
   'cimd-failed',
   'consent-document',
+  'signed-out',
 ];
 
 /** The text of the page's h1. */
@@ -115,11 +115,6 @@ export async function walkEveryPage(env, page, visit) {
   await page.getByRole('button', { name: /^Revoke access for / }).waitFor();
   await visit('account', page);
 
-  // signed-out
-  await clickAndWait(page, page.getByRole('button', { name: 'Sign out' }));
-  assert.match(await heading(page), /Signed out/);
-  await visit('signed-out', page);
-
   // error: no client_id
   res = await page.goto(`${env.issuer}/authorize?response_type=code`);
   assert.equal(res.status(), 400);
@@ -172,6 +167,13 @@ export async function walkEveryPage(env, page, visit) {
   assert.match(await page.locator('p.lead').innerText(), /Example Notes/);
   assert.equal(await page.locator('img.client-logo').evaluate((img) => img.naturalWidth > 0), true, 'the logo loaded');
   await visit('consent-document', page);
+
+  // signed-out: last, as the steps above need the session
+  res = await page.goto(`${env.issuer}/account`);
+  assert.equal(res.status(), 200);
+  await clickAndWait(page, page.getByRole('button', { name: 'Sign out' }));
+  assert.match(await heading(page), /Signed out/);
+  await visit('signed-out', page);
 
   return { clientId };
 }
