@@ -17,7 +17,7 @@ use crate::records::{
     TokenKind, Upstream,
 };
 use crate::secret;
-use crate::store::{Backend, Taken};
+use crate::store::{Backend, NewToken, Taken};
 
 /// The successful token response (RFC 6749 §5.1).
 #[derive(Debug, Clone, Serialize)]
@@ -177,32 +177,34 @@ async fn issue(
         expires_at: ctx.now + t.access_ttl,
     };
     let access = secret::random_token();
-    ctx.store
-        .put_token(
-            TokenKind::Access,
-            &access,
-            &record,
-            Duration::from_secs(t.access_ttl),
-        )
-        .await?;
-    let mut refresh_token = None;
-    if let (Some(scopes), Some(_)) = (refresh_scopes, family_id) {
-        let refresh = secret::random_token();
-        let record = Token {
-            scopes: scopes.to_vec(),
-            expires_at: ctx.now + t.refresh_ttl,
-            ..record
-        };
-        ctx.store
-            .put_token(
-                TokenKind::Refresh,
-                &refresh,
-                &record,
-                Duration::from_secs(t.refresh_ttl),
-            )
-            .await?;
-        refresh_token = Some(refresh);
+    let refresh = match (refresh_scopes, family_id) {
+        (Some(scopes), Some(_)) => Some((
+            secret::random_token(),
+            Token {
+                scopes: scopes.to_vec(),
+                expires_at: ctx.now + t.refresh_ttl,
+                ..record.clone()
+            },
+        )),
+        _ => None,
+    };
+    let mut written = vec![NewToken {
+        kind: TokenKind::Access,
+        token: &access,
+        record: &record,
+        ttl: Duration::from_secs(t.access_ttl),
+    }];
+    if let Some((token, record)) = &refresh {
+        written.push(NewToken {
+            kind: TokenKind::Refresh,
+            token,
+            record,
+            ttl: Duration::from_secs(t.refresh_ttl),
+        });
     }
+    // One write for both: one durable commit on the embedded store, one round trip on Redis.
+    ctx.store.put_tokens(&written).await?;
+    let refresh_token = refresh.map(|(token, _)| token);
     Ok(Issued {
         access_token: access,
         token_type: "Bearer",

@@ -11,8 +11,6 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use governor::NotUntil;
 use governor::clock::{Clock, DefaultClock, QuantaInstant};
 
-use crate::flows::{Kind, Problem};
-use crate::oauth::errors::ErrorCode;
 use crate::render::Json;
 use crate::settings::{IpRange, RateLimit};
 
@@ -78,6 +76,10 @@ impl KeyExtractor for ClientIp {
 
     fn extract(&self, req: &ServiceRequest) -> Result<Self::Key, Self::KeyExtractionError> {
         let peer = PeerIpKeyExtractor.extract(req)?;
+        // X-Forwarded-For is read only from a trusted proxy; otherwise nothing to collect.
+        if !self.trusted.iter().any(|r| r.contains(peer)) {
+            return Ok(self.client(peer, &[]));
+        }
         let headers: Vec<&str> = req
             .headers()
             .get_all("x-forwarded-for")
@@ -86,6 +88,8 @@ impl KeyExtractor for ClientIp {
         Ok(self.client(peer, &headers))
     }
 
+    /// The prebuilt `429` (render::Json::too_many): the cheapest answer Doorman gives, since
+    /// under a flood it is the one given most.
     fn exceed_rate_limit_response(
         &self,
         negative: &NotUntil<QuantaInstant>,
@@ -95,11 +99,7 @@ impl KeyExtractor for ClientIp {
             .wait_time_from(DefaultClock::default().now())
             .as_secs()
             .max(1);
-        Json::error(&Problem::new(
-            Kind::TooMany { retry_after: wait },
-            ErrorCode::TemporarilyUnavailable,
-            format!("Too many requests from your address; retry in {wait} seconds."),
-        ))
+        Json::too_many(wait)
     }
 }
 

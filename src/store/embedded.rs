@@ -22,7 +22,7 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, Tabl
 use tokio::sync::oneshot;
 
 use super::StoreError;
-use super::kv::{self, Durability, Kv, Once};
+use super::kv::{self, Durability, Entry, Kv, Once};
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 
@@ -95,6 +95,10 @@ enum Op {
     Set {
         key: String,
         raw: Vec<u8>,
+    },
+    /// Several `Set`s in the one job (`Kv::put_many`).
+    SetMany {
+        entries: Vec<(String, Vec<u8>)>,
     },
     SetNx {
         key: String,
@@ -310,6 +314,17 @@ impl Kv for EmbeddedStore {
         let op = Op::Set {
             key: key.to_owned(),
             raw: encode(value, ttl),
+        };
+        self.write(op).await.map(|_| ())
+    }
+
+    /// One job, so one transaction and one durable commit for every entry.
+    async fn put_many(&self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        let op = Op::SetMany {
+            entries: entries
+                .iter()
+                .map(|e| (e.key.to_owned(), encode(e.value, e.ttl)))
+                .collect(),
         };
         self.write(op).await.map(|_| ())
     }
@@ -547,6 +562,12 @@ fn apply(table: &mut Table<&str, &[u8]>, op: &Op, now: u64) -> Result<Done, redb
     Ok(match op {
         Op::Set { key, raw } => {
             table.insert(key.as_str(), raw.as_slice())?;
+            Done::Set
+        }
+        Op::SetMany { entries } => {
+            for (key, raw) in entries {
+                table.insert(key.as_str(), raw.as_slice())?;
+            }
             Done::Set
         }
         Op::SetNx { key, raw } => {

@@ -31,6 +31,14 @@ pub enum Durability {
     Volatile,
 }
 
+/// One write of `Kv::put_many`.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub key: &'a str,
+    pub value: &'a [u8],
+    pub ttl: Option<Duration>,
+}
+
 /// The atomic primitives every backend implements. Values are bytes; a TTL of `None` keeps the
 /// value until it is removed, a zero TTL makes it vanish at once.
 #[allow(async_fn_in_trait)]
@@ -46,6 +54,15 @@ pub trait Kv {
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
         self.put(key, value, ttl).await
+    }
+    /// Several durable `put`s at once: one commit on a backend that writes to disk, one round
+    /// trip where the backend allows it. Not atomic as a whole (a Redis Cluster may hold the
+    /// keys on different nodes); acknowledged only when every entry is written.
+    async fn put_many(&self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        for e in entries {
+            self.put(e.key, e.value, e.ttl).await?;
+        }
+        Ok(())
     }
     /// Writes only when nothing live is under the key; true when this call wrote.
     async fn put_new(

@@ -138,6 +138,9 @@ pub trait Backend {
         record: &Token,
         ttl: Duration,
     ) -> Result<(), StoreError>;
+    /// Tokens issued together (an access token and its refresh token): one write, so one
+    /// durable commit on the embedded store and one round trip on a single Redis.
+    async fn put_tokens(&self, tokens: &[NewToken<'_>]) -> Result<(), StoreError>;
     async fn token(&self, kind: TokenKind, token: &str) -> Result<Option<Token>, StoreError>;
     async fn delete_token(&self, kind: TokenKind, token: &str) -> Result<bool, StoreError>;
     /// The first half of a rotation (RFC 9700 §4.14.2): takes the refresh token once, as
@@ -330,6 +333,24 @@ impl<K: Kv> Backend for K {
         self.put(&key, &value, Some(ttl)).await
     }
 
+    async fn put_tokens(&self, tokens: &[NewToken<'_>]) -> Result<(), StoreError> {
+        let mut written = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            let key = keys::token(t.kind, t.token);
+            let value = kv::live(&t.record.client_id, &encode(&key, t.record)?);
+            written.push((key, value, t.ttl));
+        }
+        let entries: Vec<kv::Entry<'_>> = written
+            .iter()
+            .map(|(key, value, ttl)| kv::Entry {
+                key,
+                value,
+                ttl: Some(*ttl),
+            })
+            .collect();
+        self.put_many(&entries).await
+    }
+
     async fn token(&self, kind: TokenKind, token: &str) -> Result<Option<Token>, StoreError> {
         let key = keys::token(kind, token);
         match self.get(&key).await? {
@@ -491,6 +512,15 @@ pub struct Store {
 }
 
 /// Calls one primitive on the chosen backend, under the storage deadline.
+/// One token of `Backend::put_tokens`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewToken<'a> {
+    pub kind: TokenKind,
+    pub token: &'a str,
+    pub record: &'a Token,
+    pub ttl: Duration,
+}
+
 macro_rules! dispatch {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {{
         let started = std::time::Instant::now();
@@ -582,6 +612,9 @@ impl Kv for Store {
     }
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         dispatch!(self, put(key, value, ttl))
+    }
+    async fn put_many(&self, entries: &[kv::Entry<'_>]) -> Result<(), StoreError> {
+        dispatch!(self, put_many(entries))
     }
     async fn put_new(
         &self,

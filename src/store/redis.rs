@@ -17,7 +17,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue};
 
 use super::StoreError;
-use super::kv::{Durability, Kv, Once};
+use super::kv::{Durability, Entry, Kv, Once};
 use crate::settings::RedisMode;
 
 #[derive(Clone)]
@@ -263,6 +263,46 @@ impl Kv for RedisStore {
             cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
         }
         self.query(&cmd).await
+    }
+
+    /// One pipeline, one round trip, on a single Redis; on a cluster the keys may live on
+    /// different nodes, so the SETs go out at once, each to its node.
+    async fn put_many(&self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        let cmds: Vec<Cmd> = entries
+            .iter()
+            .map(|e| match e.ttl {
+                // Gone at once, as in `put`.
+                Some(ttl) if ttl.is_zero() => {
+                    let mut cmd = redis::cmd("DEL");
+                    cmd.arg(self.key(e.key));
+                    cmd
+                }
+                ttl => {
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(self.key(e.key)).arg(e.value);
+                    if let Some(ttl) = ttl {
+                        cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+                    }
+                    cmd
+                }
+            })
+            .collect();
+        match &self.conn {
+            Conn::Single(m) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd).ignore();
+                }
+                pipe.query_async::<()>(&mut m.clone())
+                    .await
+                    .map_err(unavailable)
+            }
+            Conn::Cluster(_) => {
+                futures_util::future::try_join_all(cmds.iter().map(|c| self.query::<()>(c)))
+                    .await
+                    .map(|_| ())
+            }
+        }
     }
 
     /// SET NX: writes only when the key is absent; true when written.

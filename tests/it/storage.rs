@@ -8,8 +8,8 @@ use doorman::records::{
     AuthCode, AuthRequest, CachedDocument, Client, Family, Grant, PendingRequest, RegisteredBy,
     ResourceServer, Session, Token, TokenKind, Upstream, UpstreamLogin,
 };
-use doorman::store::kv::{self, Durability, Kv, Once};
-use doorman::store::{Backend as _, Store, StoreError, Taken};
+use doorman::store::kv::{self, Durability, Entry, Kv, Once};
+use doorman::store::{Backend as _, NewToken, Store, StoreError, Taken};
 use serde_json::json;
 
 use crate::support::{CHROME_ACCEPT, RedisServer, TestApp, header, json, settings, text};
@@ -365,8 +365,44 @@ pub async fn kv_suite(store: &Store, name: &str) {
         .put("t:lapsed", b"gone", Some(Duration::ZERO))
         .await
         .expect("put lapsed");
+    store
+        .put_many(&[
+            Entry {
+                key: "m:one",
+                value: b"1",
+                ttl: hour,
+            },
+            Entry {
+                key: "m:two",
+                value: b"2",
+                ttl: None,
+            },
+            Entry {
+                key: "m:gone",
+                value: b"3",
+                ttl: Some(Duration::ZERO),
+            },
+        ])
+        .await
+        .expect("put_many");
     let mut keys = store.scan("t:").await.expect("scan");
     keys.sort();
+    let mut many = store.scan("m:").await.expect("scan");
+    many.sort();
+
+    assert_eq!(
+        many,
+        vec!["m:one", "m:two"],
+        "{name}: put_many writes each entry, a zero TTL vanishes"
+    );
+    assert_eq!(
+        (
+            store.get("m:one").await.expect("get"),
+            store.get("m:two").await.expect("get")
+        ),
+        (Some(b"1".to_vec()), Some(b"2".to_vec())),
+        "{name}: put_many values"
+    );
 
     assert_eq!(
         store.get("t:a").await.expect("get"),
@@ -974,6 +1010,52 @@ pub async fn conformance(store: &Store, name: &str) {
         .put_token(TokenKind::Access, "lapsed-access", &access, gone)
         .await
         .expect("put_token");
+    let pair_access = token(&c.client_id, Some("family-2"));
+    let pair_refresh = Token {
+        expires_at: pair_access.expires_at + 100,
+        ..pair_access.clone()
+    };
+    store
+        .put_tokens(&[
+            NewToken {
+                kind: TokenKind::Access,
+                token: "pair-access",
+                record: &pair_access,
+                ttl: Duration::from_secs(3600),
+            },
+            NewToken {
+                kind: TokenKind::Refresh,
+                token: "pair-refresh",
+                record: &pair_refresh,
+                ttl: Duration::from_secs(3600),
+            },
+        ])
+        .await
+        .expect("put_tokens");
+    assert_eq!(
+        (
+            store
+                .token(TokenKind::Access, "pair-access")
+                .await
+                .expect("token"),
+            store
+                .token(TokenKind::Refresh, "pair-refresh")
+                .await
+                .expect("token"),
+        ),
+        (Some(pair_access), Some(pair_refresh.clone())),
+        "{name}: put_tokens writes both"
+    );
+    assert!(
+        matches!(
+            store
+                .take_refresh("pair-refresh", &c.client_id, Duration::from_secs(60), 1)
+                .await
+                .expect("take_refresh"),
+            Taken::Fresh(t) if t == pair_refresh
+        ),
+        "{name}: a refresh token written by put_tokens is taken once like any other"
+    );
     assert_eq!(
         store
             .token(TokenKind::Access, "access-1")
