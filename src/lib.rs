@@ -307,7 +307,22 @@ impl std::fmt::Display for RequestLine<'_> {
             status,
             elapsed,
         } = self;
-        write!(f, "{method} {target:?} {status} {}µs", elapsed.as_micros())
+        f.write_str(method.as_str())?;
+        f.write_str(" ")?;
+        // As `{target:?}` writes it (quoted, escaped), without running every character through
+        // the escaper when none needs it: printable ASCII but `"` and `\`, which is what
+        // nearly every request target is.
+        if target
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            f.write_str("\"")?;
+            f.write_str(target)?;
+            f.write_str("\"")?;
+        } else {
+            write!(f, "{target:?}")?;
+        }
+        write!(f, " {status} {}µs", elapsed.as_micros())
     }
 }
 
@@ -416,6 +431,29 @@ pub fn start(settings: Settings) -> Result<(Server, std::net::SocketAddr), Start
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_line_quotes_its_target_as_debug_does() {
+        for target in [
+            "/authorize?client_id=abc&state=x%20y",
+            "/a\"b",
+            "/a\\b",
+            "/t\tab",
+            "/caf\u{e9}",
+            "/\u{7f}",
+            "",
+        ] {
+            let line = RequestLine {
+                method: &Method::POST,
+                target,
+                status: 201,
+                elapsed: Duration::from_micros(12),
+            }
+            .to_string();
+
+            assert_eq!(line, format!("POST {target:?} 201 12µs"));
+        }
+    }
 
     #[test]
     fn request_data_cannot_forge_a_log_line() {
