@@ -312,10 +312,11 @@ impl std::fmt::Display for RequestLine<'_> {
         // As `{target:?}` writes it (quoted, escaped), without running every character through
         // the escaper when none needs it: printable ASCII but `"` and `\`, which is what
         // nearly every request target is.
-        if target
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-        {
+        // Without a short circuit, so the compiler checks many bytes at once.
+        let needs_escape = target.bytes().fold(false, |any, b| {
+            any | (b < 0x20) | (b >= 0x7f) | (b == b'"') | (b == b'\\')
+        });
+        if !needs_escape {
             f.write_str("\"")?;
             f.write_str(target)?;
             f.write_str("\"")?;
