@@ -204,7 +204,9 @@ pub async fn rotate_keys(state: &AppState, out: &mut impl Write) -> Result<(), A
         ));
     }
     let ctx = state.ctx();
-    let rotated = crate::flows::keys::rotate(&ctx).await.map_err(AdminError::Flow)?;
+    let rotated = crate::flows::keys::rotate(&ctx)
+        .await
+        .map_err(AdminError::Flow)?;
     writeln!(
         out,
         "published {}; it signs from {} ({} s from now)",
@@ -225,7 +227,11 @@ pub async fn list_keys(state: &AppState, out: &mut impl Write) -> Result<(), Adm
         return Ok(());
     }
     let set = state.store.signing_keys().await?.unwrap_or_default();
-    writeln!(out, "{:<45} {:<6} {:<12} SIGNS_FROM", "KID", "ALG", "CREATED")?;
+    writeln!(
+        out,
+        "{:<45} {:<6} {:<12} SIGNS_FROM",
+        "KID", "ALG", "CREATED"
+    )?;
     for k in &set.keys {
         writeln!(
             out,

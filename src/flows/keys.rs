@@ -143,7 +143,12 @@ impl TokenKeys {
         }
         let may_read = match self.loaded.lock() {
             Ok(mut guard) => match guard.as_mut() {
-                Some(l) if l.unknown_at.is_some_and(|t| t.elapsed() < UNKNOWN_KID_PAUSE) => false,
+                Some(l)
+                    if l.unknown_at
+                        .is_some_and(|t| t.elapsed() < UNKNOWN_KID_PAUSE) =>
+                {
+                    false
+                }
                 Some(l) => {
                     l.unknown_at = Some(Instant::now());
                     true
@@ -186,7 +191,9 @@ fn published(
 ) -> impl Iterator<Item = &Arc<ActiveKey>> {
     keys.iter()
         .enumerate()
-        .filter(move |(i, _)| still_published(keys.get(i + 1).map(|n| n.signs_from), now, access_ttl))
+        .filter(move |(i, _)| {
+            still_published(keys.get(i + 1).map(|n| n.signs_from), now, access_ttl)
+        })
         .map(|(_, k)| k)
 }
 
@@ -197,7 +204,11 @@ fn still_published(next_signs_from: Option<u64>, now: u64, access_ttl: u64) -> b
 }
 
 /// A newly generated key of `alg`, made at `now`, signing from `signs_from`.
-fn new_key(alg: crate::records::Algorithm, now: u64, signs_from: u64) -> Result<SigningKey, Problem> {
+fn new_key(
+    alg: crate::records::Algorithm,
+    now: u64,
+    signs_from: u64,
+) -> Result<SigningKey, Problem> {
     let pem = jwt::generate(alg).map_err(unusable)?;
     let pair = KeyPair::from_pem(&pem, alg).map_err(unusable)?;
     Ok(SigningKey {

@@ -137,11 +137,18 @@ pub fn generate(alg: Algorithm) -> Result<String, KeyError> {
     match alg {
         Algorithm::ES256 => {
             let key = p256::SecretKey::random(&mut rand08::rngs::OsRng);
-            Ok(key.to_pkcs8_pem(LineEnding::LF).map_err(|e| fail(&e))?.to_string())
+            Ok(key
+                .to_pkcs8_pem(LineEnding::LF)
+                .map_err(|e| fail(&e))?
+                .to_string())
         }
         Algorithm::RS256 => {
-            let key = rsa::RsaPrivateKey::new(&mut rand08::rngs::OsRng, 2048).map_err(|e| fail(&e))?;
-            Ok(key.to_pkcs8_pem(LineEnding::LF).map_err(|e| fail(&e))?.to_string())
+            let key =
+                rsa::RsaPrivateKey::new(&mut rand08::rngs::OsRng, 2048).map_err(|e| fail(&e))?;
+            Ok(key
+                .to_pkcs8_pem(LineEnding::LF)
+                .map_err(|e| fail(&e))?
+                .to_string())
         }
     }
 }
@@ -155,11 +162,9 @@ pub fn looks_like_jwt(token: &str) -> bool {
 /// The `kid` a token names, if it is a JWT of ours in shape (`typ` at+jwt, RFC 9068 §4).
 pub fn kid(token: &str) -> Result<String, JwtError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
-    if !header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("application/at+jwt"))
-    {
+    if !header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+    }) {
         return Err(JwtError::Malformed);
     }
     header.kid.ok_or(JwtError::Malformed)
@@ -241,7 +246,10 @@ mod tests {
         );
         let mut tampered = token.clone();
         tampered.insert(token.find('.').expect("dot") + 3, 'A');
-        assert_ne!(verify(&tampered, &key, "https://as.example").ok(), Some(claims()));
+        assert_ne!(
+            verify(&tampered, &key, "https://as.example").ok(),
+            Some(claims())
+        );
     }
 
     #[test]

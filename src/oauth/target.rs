@@ -283,7 +283,9 @@ mod tests {
             Some("https://mcp.example/mcp")
         );
         assert_eq!(
-            sent(&defaulted, &["https://other.example/x"]).unwrap().as_deref(),
+            sent(&defaulted, &["https://other.example/x"])
+                .unwrap()
+                .as_deref(),
             Some("https://other.example/x")
         );
     }

@@ -22,8 +22,8 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::records::{
-    AuthCode, CachedDocument, Client, Family, Grant, KeySet, PendingRequest, Session, Token, TokenKind,
-    UpstreamLogin,
+    AuthCode, CachedDocument, Client, Family, Grant, KeySet, PendingRequest, Session, Token,
+    TokenKind, UpstreamLogin,
 };
 use crate::settings::{Backend as BackendKind, Storage};
 
@@ -422,10 +422,12 @@ impl<K: Kv> Backend for K {
         if self.put_new(key, &encode(key, fresh)?, None).await? {
             return Ok(fresh.clone());
         }
-        get_json(self, key).await?.ok_or_else(|| StoreError::Corrupt {
-            key: key.to_owned(),
-            problem: "vanished right after it was found".into(),
-        })
+        get_json(self, key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                key: key.to_owned(),
+                problem: "vanished right after it was found".into(),
+            })
     }
 
     async fn put_signing_keys(&self, keys: &KeySet) -> Result<(), StoreError> {

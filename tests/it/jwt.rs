@@ -159,10 +159,7 @@ async fn verify_tells_why_a_token_is_refused() {
     assert!(check(at).await.is_ok());
     assert_eq!(check("").await, Err(Refusal::Malformed));
     assert_eq!(check("a b").await, Err(Refusal::Malformed));
-    assert_eq!(
-        check("RandomOpaqueValue_abc").await,
-        Err(Refusal::Unknown)
-    );
+    assert_eq!(check("RandomOpaqueValue_abc").await, Err(Refusal::Unknown));
     assert_eq!(check("x.y.z").await, Err(Refusal::Malformed));
     // The same claims signed by another key with our kid: the record lookup misses, the
     // signature says why.
@@ -220,12 +217,18 @@ async fn rotation_publishes_first_switches_later_and_retires_the_old_key_after_i
 
     let operator = process(&app);
     let mut out = Vec::new();
-    doorman::admin::rotate_keys(&operator, &mut out).await.unwrap();
+    doorman::admin::rotate_keys(&operator, &mut out)
+        .await
+        .unwrap();
     let printed = String::from_utf8(out).unwrap();
     // The serving process reads the key set again after key_refresh.
     app.clock.advance(2);
     let (set, _) = jwks(&app).await;
-    assert_eq!(set.keys.len(), 2, "the next key is published before it signs");
+    assert_eq!(
+        set.keys.len(),
+        2,
+        "the next key is published before it signs"
+    );
     let new_kid = set
         .keys
         .iter()
@@ -252,17 +255,32 @@ async fn rotation_publishes_first_switches_later_and_retires_the_old_key_after_i
         "tokens signed before the switch still verify"
     );
     assert_eq!(introspect(&app, &server, &old_at).await["active"], true);
-    assert!(access::verify(&process(&app).ctx(), new_at).await.unwrap().is_ok());
+    assert!(
+        access::verify(&process(&app).ctx(), new_at)
+            .await
+            .unwrap()
+            .is_ok()
+    );
 
     app.clock.advance(1000);
     let (set, _) = jwks(&app).await;
-    let kids: Vec<_> = set.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
-    assert_eq!(kids, vec![new_kid.clone()], "the old key left with its last token");
+    let kids: Vec<_> = set
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect();
+    assert_eq!(
+        kids,
+        vec![new_kid.clone()],
+        "the old key left with its last token"
+    );
     let mut out = Vec::new();
     let later = process(&app);
     doorman::admin::rotate_keys(&later, &mut out).await.unwrap();
     assert!(
-        String::from_utf8(out).unwrap().contains(&format!("retired {old_kid}")),
+        String::from_utf8(out)
+            .unwrap()
+            .contains(&format!("retired {old_kid}")),
         "and leaves the store at the next rotation"
     );
 }
@@ -330,7 +348,9 @@ fn the_signing_key_source_must_be_chosen_with_a_public_issuer_and_a_shared_store
         .unwrap_err()
         .to_string();
     assert!(wrong.contains("tokens.signing_key_file"), "{wrong}");
-    let needs = load(&[("tokens.signing_key", "file")]).unwrap_err().to_string();
+    let needs = load(&[("tokens.signing_key", "file")])
+        .unwrap_err()
+        .to_string();
     assert!(needs.contains("tokens.signing_key_file"), "{needs}");
     // A loopback issuer (one machine) may keep its key in the store without saying so.
     settings(&[("storage.backend", "redis")]);
@@ -361,10 +381,17 @@ async fn a_resource_may_be_required_or_defaulted() {
     assert_oauth_error(&res, 400, "invalid_target");
     let sent = "https://MCP.example.com";
     let doc = client_credentials(&app, &server, Some(sent)).await;
-    assert_eq!(verified(&app, field(&doc, "access_token"), sent).await["aud"], sent);
+    assert_eq!(
+        verified(&app, field(&doc, "access_token"), sent).await["aud"],
+        sent
+    );
 
     let default = "https://mcp.example.com/mcp";
-    let app = dev_app(&[("resources.require", "true"), ("resources.default", default)]).await;
+    let app = dev_app(&[
+        ("resources.require", "true"),
+        ("resources.default", default),
+    ])
+    .await;
     let server = resource_server(&app).await;
     let doc = client_credentials(&app, &server, None).await;
     assert_eq!(
