@@ -422,16 +422,8 @@ async fn a_token_without_resource_is_for_the_issuer_alone() {
 /// rotation without a restart: on every backend.
 #[actix_web::test]
 async fn keys_are_shared_through_the_store_on_every_backend() {
-    let redis = crate::support::RedisServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("doorman.redb").display().to_string();
-    let url = redis.url();
-    let backends: Vec<Vec<(&str, &str)>> = vec![
-        vec![("storage.backend", "memory")],
-        vec![("storage.backend", "embedded"), ("storage.path", &path)],
-        vec![("storage.backend", "redis"), ("storage.redis_url", &url)],
-    ];
-    for mut overrides in backends {
+    let backends = crate::support::EveryBackend::start();
+    for mut overrides in backends.overrides() {
         let name = overrides[0].1;
         overrides.extend([("tokens.rotation_delay", "0"), ("tokens.key_refresh", "1")]);
         let app = dev_app(&overrides).await;
