@@ -461,3 +461,38 @@ async fn keys_are_shared_through_the_store_on_every_backend() {
         app.stop().await;
     }
 }
+
+/// The binary refuses to start (exit 2, one line naming the key) when the key source must be
+/// chosen or the key file cannot be used.
+#[test]
+fn the_binary_exits_2_naming_the_signing_key_setting() {
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_doorman"));
+        cmd.arg("check-config")
+            .env_clear()
+            .env("DOORMAN__ISSUER", "https://auth.example.com")
+            .env("DOORMAN__STORAGE__BACKEND", "redis")
+            .env(
+                "DOORMAN__LOGIN__SESSION_SECRET",
+                "0123456789abcdef0123456789abcdef",
+            );
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run doorman");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("tokens.signing_key"), "{err}");
+    let (code, err) = run(&[
+        ("DOORMAN__TOKENS__SIGNING_KEY", "file"),
+        ("DOORMAN__TOKENS__SIGNING_KEY_FILE", "/nonexistent.pem"),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("tokens.signing_key_file"), "{err}");
+}
