@@ -55,6 +55,7 @@ fn unusable(e: impl std::fmt::Display) -> Problem {
 impl TokenKeys {
     /// The key file's key (read and checked when the settings were loaded), or the store's.
     pub fn new(tokens: &Tokens) -> Self {
+        jwt::install_provider();
         let file = tokens
             .key_from_file()
             .then(|| KeyPair::from_pem(&tokens.signing_key_pem, tokens.algorithm).ok())

@@ -82,10 +82,75 @@ fn jose(alg: Algorithm) -> jsonwebtoken::Algorithm {
     }
 }
 
+/// jsonwebtoken's RustCrypto provider, except that an ES256 key is parsed once per process
+/// instead of once per signature (which also recomputed its public key): the documented
+/// extension point (`CryptoProvider`), with the signing itself still RustCrypto's `p256`.
+static PROVIDER: std::sync::LazyLock<jsonwebtoken::crypto::CryptoProvider> =
+    std::sync::LazyLock::new(|| jsonwebtoken::crypto::CryptoProvider {
+        signer_factory: cached_signer,
+        ..jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.clone()
+    });
+
+/// ES256 keys parsed so far, by their PKCS#8 DER (a process has a handful: one per rotation).
+static ES256_KEYS: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<Vec<u8>, p256::ecdsa::SigningKey>>,
+> = std::sync::LazyLock::new(Default::default);
+
+struct Es256Signer(p256::ecdsa::SigningKey);
+
+impl jsonwebtoken::signature::Signer<Vec<u8>> for Es256Signer {
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, jsonwebtoken::signature::Error> {
+        // RFC 7518 §3.4: R || S, 64 bytes; deterministic nonces (RFC 6979).
+        let signature: p256::ecdsa::Signature = self.0.try_sign(msg)?;
+        Ok(signature.to_vec())
+    }
+}
+
+impl jsonwebtoken::crypto::JwtSigner for Es256Signer {
+    fn algorithm(&self) -> jsonwebtoken::Algorithm {
+        jsonwebtoken::Algorithm::ES256
+    }
+}
+
+fn cached_signer(
+    alg: &jsonwebtoken::Algorithm,
+    key: &EncodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn jsonwebtoken::crypto::JwtSigner>> {
+    use p256::pkcs8::DecodePrivateKey;
+    let default = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.signer_factory;
+    if *alg != jsonwebtoken::Algorithm::ES256 || key.family() != jsonwebtoken::AlgorithmFamily::Ec {
+        return default(alg, key);
+    }
+    let der = key.as_bytes();
+    if let Some(k) = ES256_KEYS.read().ok().and_then(|m| m.get(der).cloned()) {
+        return Ok(Box::new(Es256Signer(k)));
+    }
+    let Ok(parsed) = p256::ecdsa::SigningKey::from_pkcs8_der(der) else {
+        // Not a P-256 key: the library's own answer (an error).
+        return default(alg, key);
+    };
+    if let Ok(mut m) = ES256_KEYS.write() {
+        m.insert(der.to_vec(), parsed.clone());
+    }
+    Ok(Box::new(Es256Signer(parsed)))
+}
+
+/// Makes `PROVIDER` jsonwebtoken's provider for this process, before anything signs or
+/// verifies (the application state calls it first); if something else used the library
+/// first, its default stays (slower, as correct).
+pub fn install_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let provider: &'static jsonwebtoken::crypto::CryptoProvider = &PROVIDER;
+        let _ = provider.install_default();
+    });
+}
+
 impl KeyPair {
     /// Reads a PKCS#8 PEM private key for `alg` (PKCS#1 and SEC1 PEM are read too). Its `kid`
     /// is the RFC 7638 thumbprint of the public key, so the same key always has the same id.
     pub fn from_pem(pem: &str, alg: Algorithm) -> Result<Self, KeyError> {
+        install_provider();
         let unreadable = |why: String| KeyError::Unreadable {
             alg: alg.name(),
             why,
@@ -249,6 +314,44 @@ mod tests {
         assert_ne!(
             verify(&tampered, &key, "https://as.example").ok(),
             Some(claims())
+        );
+    }
+
+    #[test]
+    fn the_cached_es256_signer_makes_signatures_the_library_verifies() {
+        let key = KeyPair::from_pem(&generate(Algorithm::ES256).expect("gen"), Algorithm::ES256)
+            .expect("read");
+        let es256 = jsonwebtoken::Algorithm::ES256;
+
+        for _ in 0..2 {
+            let signer = cached_signer(&es256, &key.encoding).expect("signer");
+            let signature = signer.try_sign(b"header.claims").expect("sign");
+            assert_eq!(signature.len(), 64, "R || S");
+            let b64 = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                &signature,
+            );
+            assert!(
+                jsonwebtoken::crypto::verify(&b64, b"header.claims", &key.decoding, es256)
+                    .expect("verify")
+            );
+        }
+        assert!(
+            ES256_KEYS
+                .read()
+                .expect("cache")
+                .contains_key(key.encoding.as_bytes()),
+            "parsed once, then kept"
+        );
+        let rsa = KeyPair::from_pem(
+            include_str!("../../tests/fixtures/keys/rs256.pem"),
+            Algorithm::RS256,
+        )
+        .expect("rsa");
+        let rs256 = jsonwebtoken::Algorithm::RS256;
+        assert!(
+            cached_signer(&rs256, &rsa.encoding).is_ok(),
+            "other algorithms: the library's own signer"
         );
     }
 
