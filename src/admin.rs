@@ -194,3 +194,53 @@ pub async fn delete(state: &AppState, id: &str) -> Result<(), AdminError> {
         Err(AdminError::NotFound(id.to_owned()))
     }
 }
+
+/// `doorman keys rotate`: publishes a new signing key (docs/behaviour.md §13) and prints its
+/// `kid` and when it starts signing.
+pub async fn rotate_keys(state: &AppState, out: &mut impl Write) -> Result<(), AdminError> {
+    if state.signing.from_file() {
+        return Err(AdminError::Invalid(
+            "the signing key is tokens.signing_key_file: rotate it by replacing the file (or use tokens.signing_key = \"store\")".into(),
+        ));
+    }
+    let ctx = state.ctx();
+    let rotated = crate::flows::keys::rotate(&ctx)
+        .await
+        .map_err(AdminError::Flow)?;
+    writeln!(
+        out,
+        "published {}; it signs from {} ({} s from now)",
+        rotated.kid,
+        rotated.signs_from,
+        rotated.signs_from.saturating_sub(ctx.now)
+    )?;
+    for kid in &rotated.retired {
+        writeln!(out, "retired {kid}: no token it signed is still alive")?;
+    }
+    Ok(())
+}
+
+/// `doorman keys list`: the signing keys, oldest first.
+pub async fn list_keys(state: &AppState, out: &mut impl Write) -> Result<(), AdminError> {
+    if state.signing.from_file() {
+        writeln!(out, "the signing key is tokens.signing_key_file")?;
+        return Ok(());
+    }
+    let set = state.store.signing_keys().await?.unwrap_or_default();
+    writeln!(
+        out,
+        "{:<45} {:<6} {:<12} SIGNS_FROM",
+        "KID", "ALG", "CREATED"
+    )?;
+    for k in &set.keys {
+        writeln!(
+            out,
+            "{:<45} {:<6} {:<12} {}",
+            k.kid,
+            k.alg.name(),
+            k.created_at,
+            k.signs_from
+        )?;
+    }
+    Ok(())
+}

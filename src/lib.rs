@@ -203,6 +203,7 @@ fn routes(cfg: &mut web::ServiceConfig, limits: &Limits) {
         &limits.token,
         cors()
     );
+    cfg.route("/jwks.json", web::get().to(meta_http::get_jwks));
     cfg.service(cors_post("/revoke", web::post().to(token::post_revoke)))
         .service(cors_post(
             "/introspect",

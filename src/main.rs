@@ -36,6 +36,18 @@ enum Command {
     /// See and revoke what people allowed applications to do.
     #[command(subcommand)]
     Grants(GrantsCommand),
+    /// The keys that sign JWT access tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Publish a new signing key now; it signs after tokens.rotation_delay seconds, and the
+    /// key before it stays published until its last token has expired.
+    Rotate,
+    /// List the keys: kid, algorithm, from when each signs.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +108,7 @@ fn main() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::Clients(cmd) => clients(settings, cmd),
         Command::Grants(cmd) => grants(settings, cmd),
+        Command::Keys(cmd) => keys(settings, cmd),
     };
     // Every line logged is written before the process ends.
     logging.flush();
@@ -177,6 +190,17 @@ fn grants(settings: Settings, cmd: GrantsCommand) -> ExitCode {
             }
         }
         Ok(())
+    })
+}
+
+fn keys(settings: Settings, cmd: KeysCommand) -> ExitCode {
+    use doorman::admin;
+    admin_command(settings, async move |state| {
+        let mut out = std::io::stdout().lock();
+        match cmd {
+            KeysCommand::Rotate => admin::rotate_keys(state, &mut out).await,
+            KeysCommand::List => admin::list_keys(state, &mut out).await,
+        }
     })
 }
 

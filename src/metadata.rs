@@ -23,6 +23,8 @@ pub struct Endpoints {
     pub registration: Option<String>,
     pub revocation: String,
     pub introspection: String,
+    /// The public keys that verify JWT access tokens (RFC 8414 §2 `jwks_uri`).
+    pub jwks: String,
     /// RFC 8414 §3.1: `/.well-known/oauth-authorization-server` inserted before the path.
     pub metadata: String,
     pub documentation: String,
@@ -62,6 +64,7 @@ impl Metadata {
             registration: settings.registration.enabled.then(|| at("/register")),
             revocation: at("/revoke"),
             introspection: at("/introspect"),
+            jwks: at("/jwks.json"),
             metadata: format!("{origin}{WELL_KNOWN}{base_path}"),
             documentation,
             cookie_prefix: if issuer.starts_with("https://") && base_path.is_empty() {
@@ -79,6 +82,7 @@ impl Metadata {
             "token_endpoint": endpoints.token,
             "revocation_endpoint": endpoints.revocation,
             "introspection_endpoint": endpoints.introspection,
+            "jwks_uri": endpoints.jwks,
             "scopes_supported": settings.scopes.supported,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],

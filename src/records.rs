@@ -300,3 +300,45 @@ pub struct Grant {
     /// When the grant is forgotten unless used again (the longest a token of it can live).
     pub expires_at: u64,
 }
+
+/// The JWS algorithm access tokens are signed with (RFC 7518 §3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// ECDSA with P-256 and SHA-256: small keys and signatures, cheap to sign.
+    #[default]
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, for resource servers that only know RSA.
+    RS256,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+}
+
+/// A key that signs access tokens (docs/behaviour.md §13), kept in the store so that every
+/// process signs with the same keys. The private key is stored in clear: the store is as
+/// trusted as the process (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKey {
+    /// The RFC 7638 thumbprint of its public key.
+    pub kid: String,
+    pub alg: Algorithm,
+    /// The private key, PKCS#8 PEM.
+    pub pem: String,
+    /// When it was made (seconds since the epoch).
+    pub created_at: u64,
+    /// From when it signs; published in the JWKS from the moment it is stored, so verifiers
+    /// know it before the first token it signs.
+    pub signs_from: u64,
+}
+
+/// Every signing key the store holds, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySet {
+    pub keys: Vec<SigningKey>,
+}

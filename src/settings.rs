@@ -111,6 +111,10 @@ pub struct Scopes {
 #[serde(deny_unknown_fields)]
 pub struct Resources {
     pub allowed: Vec<String>,
+    /// Refuse requests without `resource` (`invalid_target`) unless `default` is set.
+    pub require: bool,
+    /// The resource of requests that name none (old clients); "" = none.
+    pub default: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -313,6 +317,53 @@ pub struct Tokens {
     pub refresh_ttl: u64,
     pub code_ttl: u64,
     pub refresh_grace: u64,
+    /// What access tokens look like (docs/behaviour.md §13).
+    pub format: TokenFormat,
+    /// The algorithm of keys generated into the store, or of the key file.
+    pub algorithm: crate::records::Algorithm,
+    /// Where the signing key comes from.
+    pub signing_key: KeySource,
+    /// A PKCS#8 PEM private key file (`signing_key = "file"`, or `"auto"` when set).
+    pub signing_key_file: PathBuf,
+    /// The key file's contents, read at start-up.
+    #[serde(skip)]
+    pub signing_key_pem: String,
+    /// Seconds between `doorman keys rotate` publishing a key and the key signing.
+    pub rotation_delay: u64,
+    /// Seconds a process keeps the key set before reading it from the store again.
+    pub key_refresh: u64,
+}
+
+/// `tokens.format`: RFC 9068 JWTs, or opaque random strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    Jwt,
+    Opaque,
+}
+
+/// `tokens.signing_key`: where the access-token signing key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeySource {
+    /// The file when `signing_key_file` is set, else keys generated into the store — refused
+    /// with a public issuer and a shared (Redis) store, where the operator must choose.
+    Auto,
+    /// Keys generated into the store, rotated with `doorman keys rotate`.
+    Store,
+    /// `signing_key_file`.
+    File,
+}
+
+impl Tokens {
+    /// Whether the signing key is the file's (otherwise keys kept in the store).
+    pub fn key_from_file(&self) -> bool {
+        match self.signing_key {
+            KeySource::File => true,
+            KeySource::Store => false,
+            KeySource::Auto => !self.signing_key_file.as_os_str().is_empty(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -451,12 +502,58 @@ impl Settings {
         let mut settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
         settings.read_secret_files()?;
         settings.validate()?;
+        settings.read_signing_key()?;
         Ok(settings)
     }
 
     /// The defaults alone, for tests and tools.
     pub fn defaults() -> Result<Self, SettingsError> {
         Self::load(None, Some(HashMap::new()))
+    }
+
+    /// Reads `tokens.signing_key_file` and checks that it is a key of `tokens.algorithm`, and
+    /// that the operator chose where keys come from when it matters (docs/security.md).
+    fn read_signing_key(&mut self) -> Result<(), SettingsError> {
+        let t = &mut self.tokens;
+        let invalid = |key, problem: String| SettingsError::Invalid { key, problem };
+        let file_set = !t.signing_key_file.as_os_str().is_empty();
+        match t.signing_key {
+            KeySource::File if !file_set => {
+                return Err(invalid(
+                    "tokens.signing_key_file",
+                    "required when tokens.signing_key = \"file\"".into(),
+                ));
+            }
+            KeySource::Store if file_set => {
+                return Err(invalid(
+                    "tokens.signing_key_file",
+                    "set, but tokens.signing_key = \"store\" ignores it; choose one".into(),
+                ));
+            }
+            _ => {}
+        }
+        if t.key_from_file() {
+            let path = t.signing_key_file.display().to_string();
+            let pem = std::fs::read_to_string(&t.signing_key_file)
+                .map_err(|e| invalid("tokens.signing_key_file", format!("{path:?}: {e}")))?;
+            crate::oauth::jwt::KeyPair::from_pem(&pem, t.algorithm)
+                .map_err(|e| invalid("tokens.signing_key_file", format!("{path:?}: {e}")))?;
+            t.signing_key_pem = pem;
+            return Ok(());
+        }
+        let public = url::Url::parse(&self.issuer)
+            .is_ok_and(|u| !crate::oauth::redirect_uri::is_loopback_host(&u));
+        if t.format == TokenFormat::Jwt
+            && t.signing_key == KeySource::Auto
+            && public
+            && self.storage.backend == Backend::Redis
+        {
+            return Err(invalid(
+                "tokens.signing_key",
+                "with a public issuer and a shared store, choose where the signing key comes from: \"store\" (generated once and kept in Redis, readable by anyone who can read Redis) or \"file\" with tokens.signing_key_file".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads each provider's `client_secret_file` into its `client_secret`.
@@ -720,6 +817,19 @@ impl Settings {
                     &format!("{r:?} is not an absolute URI without fragment"),
                 ));
             }
+        }
+        if !self.resources.default.is_empty() {
+            let served = crate::oauth::resource::normalize(&self.resources.default)
+                .is_some_and(|n| crate::oauth::resource::is_served(&n, &self.resources.allowed));
+            if !served {
+                return Err(invalid(
+                    "resources.default",
+                    "must be an absolute URI without fragment that resources.allowed accepts",
+                ));
+            }
+        }
+        if self.tokens.key_refresh == 0 {
+            return Err(invalid("tokens.key_refresh", "must be greater than 0"));
         }
         let loopback_issuer = crate::oauth::redirect_uri::is_loopback_host(&issuer);
         let loopback_bind = self

@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::flows::Ctx;
 use crate::flows::cimd::Documents;
 use crate::flows::guard::SignInGuard;
+use crate::flows::keys::TokenKeys;
 use crate::flows::sessions::ServerKeys;
 use crate::flows::upstream::Providers;
 use crate::metadata::Metadata;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub guard: SignInGuard,
     pub documents: Documents,
     pub upstream: Providers,
+    pub signing: TokenKeys,
 }
 
 impl AppState {
@@ -36,6 +38,7 @@ impl AppState {
         let page = Page::new(&settings, &meta.endpoints);
         let documents = Documents::new(&settings.cimd);
         let upstream = Providers::new(&settings.login.providers);
+        let signing = TokenKeys::new(&settings.tokens);
         Self {
             settings: Arc::new(settings),
             store,
@@ -47,6 +50,7 @@ impl AppState {
             guard,
             documents,
             upstream,
+            signing,
         }
     }
 
@@ -60,6 +64,7 @@ impl AppState {
             guard: &self.guard,
             documents: &self.documents,
             upstream: &self.upstream,
+            signing: &self.signing,
             now: self.clock.now(),
         }
     }

@@ -13,7 +13,6 @@ use crate::oauth::authorize::{self, ClientLookup, Outcome, Rules, UnknownReason}
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::redirect_uri::{self, UriKind};
-use crate::oauth::target::Policy;
 use crate::records::{AuthCode, AuthRequest, Client, Grant, PendingRequest, RegisteredBy, Session};
 use crate::secret;
 use crate::settings::LoginMode;
@@ -130,11 +129,7 @@ fn rules<'a>(ctx: &Ctx<'a>) -> Rules<'a> {
     let s = ctx.settings;
     Rules {
         registration_enabled: s.registration.enabled,
-        target: Policy {
-            supported_scopes: &s.scopes.supported,
-            default_scopes: &s.scopes.default,
-            allowed_resources: &s.resources.allowed,
-        },
+        target: super::target_policy(s),
     }
 }
 

@@ -52,9 +52,14 @@ pub async fn remembered(
         .filter(|g| {
             g.remember_until > ctx.now
                 && g.redirect_uri == request.redirect_uri
-                && g.resource == request.resource
+                && same_resource(g.resource.as_deref(), request.resource.as_deref())
                 && request.scopes.iter().all(|s| g.scopes.contains(s))
         }))
+}
+
+/// Resources are kept as the client sent them and compared normalised (docs/behaviour.md §13).
+pub fn same_resource(a: Option<&str>, b: Option<&str>) -> bool {
+    a.map(crate::oauth::resource::normalize) == b.map(crate::oauth::resource::normalize)
 }
 
 /// Records the person's approval of `request`: a new grant, or the existing one widened by

@@ -3,12 +3,14 @@
 //! revoke, introspect), sessions and the upstream sign-in at identity providers. They take parsed input and return typed outcomes; they
 //! know nothing of actix or HTTP. Handlers call one flow and hand its outcome to a renderer.
 
+pub mod access;
 pub mod account;
 pub mod authorization;
 pub mod cimd;
 pub mod clients;
 pub mod grants;
 pub mod guard;
+pub mod keys;
 pub mod sessions;
 pub mod tokens;
 pub mod upstream;
@@ -34,7 +36,20 @@ pub struct Ctx<'a> {
     pub documents: &'a cimd::Documents,
     /// The identity providers' clients and caches (docs/behaviour.md §14).
     pub upstream: &'a upstream::Providers,
+    /// The keys that sign JWT access tokens (docs/behaviour.md §13).
+    pub signing: &'a keys::TokenKeys,
     pub now: u64,
+}
+
+/// The server's rules for the scopes and resource of a grant, from the settings.
+pub fn target_policy(s: &Settings) -> crate::oauth::target::Policy<'_> {
+    crate::oauth::target::Policy {
+        supported_scopes: &s.scopes.supported,
+        default_scopes: &s.scopes.default,
+        allowed_resources: &s.resources.allowed,
+        require_resource: s.resources.require,
+        default_resource: Some(s.resources.default.as_str()).filter(|d| !d.is_empty()),
+    }
 }
 
 /// What the authorization flows need to know of a browser's request besides its parameters:

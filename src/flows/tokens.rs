@@ -9,14 +9,16 @@ use serde::Serialize;
 use super::{Ctx, Kind, Problem, clients, grants as person};
 use crate::oauth::errors::{ErrorCode, OAuthError};
 use crate::oauth::grants::{self, Credentials};
+use crate::oauth::jwt;
 use crate::oauth::params::Params;
 use crate::oauth::scope;
-use crate::oauth::target::{self, Policy};
+use crate::oauth::target;
 use crate::records::{
     Client, Family, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, Token,
     TokenKind, Upstream,
 };
 use crate::secret;
+use crate::settings::TokenFormat;
 use crate::store::{Backend, NewToken, Taken};
 
 /// The successful token response (RFC 6749 §5.1).
@@ -176,7 +178,10 @@ async fn issue(
         issued_at: ctx.now,
         expires_at: ctx.now + t.access_ttl,
     };
-    let access = secret::random_token();
+    let access = match t.format {
+        TokenFormat::Opaque => secret::random_token(),
+        TokenFormat::Jwt => jwt_for(ctx, &record).await?,
+    };
     let refresh = match (refresh_scopes, family_id) {
         (Some(scopes), Some(_)) => Some((
             secret::random_token(),
@@ -188,6 +193,8 @@ async fn issue(
         )),
         _ => None,
     };
+    // Either format has its record, under the hash of the whole token: introspection,
+    // revocation and `access::verify` find it the same way.
     let mut written = vec![NewToken {
         kind: TokenKind::Access,
         token: &access,
@@ -211,6 +218,37 @@ async fn issue(
         expires_in: t.access_ttl,
         scope: scope::join(access_scopes),
         refresh_token,
+    })
+}
+
+/// An RFC 9068 access token for `record`, signed by the key signing now. `aud` is the resource
+/// as the client sent it (a verifier comparing strings accepts it), or the issuer when the
+/// token names no resource (RFC 9068 §3: a default audience, here "this server only").
+async fn jwt_for(ctx: &Ctx<'_>, record: &Token) -> Result<String, Problem> {
+    let key = ctx.signing.signer(ctx).await?;
+    let claims = jwt::Claims {
+        iss: ctx.endpoints.issuer.clone(),
+        sub: record.subject.clone(),
+        aud: record
+            .resource
+            .clone()
+            .unwrap_or_else(|| ctx.endpoints.issuer.clone()),
+        client_id: record.client_id.clone(),
+        scope: scope::join(&record.scopes),
+        exp: record.expires_at,
+        iat: record.issued_at,
+        jti: secret::random_id(),
+        family: record.family_id.clone(),
+        idp: record.upstream.as_ref().map(|u| u.provider.clone()),
+        name: record.upstream.as_ref().and_then(|u| u.name.clone()),
+    };
+    key.pair.sign(&claims).map_err(|e| {
+        log::error!("signing an access token: {e}");
+        Problem::new(
+            Kind::Internal,
+            ErrorCode::ServerError,
+            "The access token could not be signed; the operator has been told in the log.",
+        )
     })
 }
 
@@ -418,11 +456,7 @@ async fn client_credentials(
             "The client_credentials grant is only for clients the operator registered.",
         ));
     }
-    let policy = Policy {
-        supported_scopes: &s.scopes.supported,
-        default_scopes: &s.scopes.default,
-        allowed_resources: &s.resources.allowed,
-    };
+    let policy = super::target_policy(s);
     let target = target::resolve(
         params.get("scope"),
         &params.all("resource"),
@@ -544,10 +578,12 @@ pub async fn introspect(
     let Some((t, kind)) = find_token(ctx, token, params.get("token_type_hint")).await? else {
         return Ok(Introspection::default());
     };
+    // Resources are kept as sent; the server's were normalised when it was registered.
     let served = server.resources.is_empty()
         || t.resource
             .as_deref()
-            .is_some_and(|r| server.resources.iter().any(|s| s == r));
+            .and_then(crate::oauth::resource::normalize)
+            .is_some_and(|r| server.resources.contains(&r));
     if !served || !active(ctx, &t).await? {
         return Ok(Introspection::default());
     }

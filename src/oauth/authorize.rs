@@ -315,6 +315,7 @@ mod tests {
                 supported_scopes: supported,
                 default_scopes: default,
                 allowed_resources: &[],
+                ..Default::default()
             },
         }
     }
@@ -488,7 +489,11 @@ mod tests {
         assert_eq!(v.redirect_uri, "http://localhost/cb");
         assert!(!v.redirect_uri_sent);
         assert_eq!(v.scopes, vec!["mcp"]);
-        assert_eq!(v.resource.as_deref(), Some("https://mcp.example.com/"));
+        assert_eq!(
+            v.resource.as_deref(),
+            Some("HTTPS://MCP.example.com"),
+            "as sent (docs/behaviour.md §13)"
+        );
     }
 
     #[test]

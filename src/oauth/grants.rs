@@ -187,9 +187,10 @@ pub fn check_code(
 
 /// RFC 8707 §2.2: a `resource` at the token endpoint must be the one the grant is bound to.
 pub fn check_resource(params: &Params, bound: Option<&str>) -> Result<(), OAuthError> {
+    let bound = bound.and_then(resource::normalize);
     for r in params.all("resource") {
         let normalized = resource::normalize(r);
-        if normalized.is_none() || normalized.as_deref() != bound {
+        if normalized.is_none() || normalized != bound {
             return Err(grant_error(
                 ErrorCode::InvalidTarget,
                 format!("The resource {r:?} is not the one this grant was issued for."),

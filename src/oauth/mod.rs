@@ -7,6 +7,7 @@ pub mod errors;
 pub mod github;
 pub mod grants;
 pub mod identity;
+pub mod jwt;
 pub mod oidc;
 pub mod params;
 pub mod pkce;

@@ -7,18 +7,23 @@ use super::{resource, scope};
 use crate::records::{Client, ClientMetadata};
 
 /// The server's rules for scopes and resources.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Policy<'a> {
     pub supported_scopes: &'a [String],
     pub default_scopes: &'a [String],
     pub allowed_resources: &'a [String],
+    /// A request must name a resource (unless there is a default).
+    pub require_resource: bool,
+    /// The resource of a request that names none.
+    pub default_resource: Option<&'a str>,
 }
 
 /// The scopes and resource a grant will carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub scopes: Vec<String>,
-    /// The normalised resource indicator, if any.
+    /// The resource indicator as the client sent it (docs/behaviour.md §13: `aud` echoes it;
+    /// it is normalised only to be compared), if any.
     pub resource: Option<String>,
 }
 
@@ -85,12 +90,13 @@ pub fn resolve(
 }
 
 fn resolve_resource(resources: &[&str], policy: &Policy<'_>) -> Result<Option<String>, OAuthError> {
-    let mut normalized: Vec<String> = Vec::new();
+    // (normalised, as sent): the same resource sent twice in two spellings is one.
+    let mut named: Vec<(String, &str)> = Vec::new();
     for r in resources {
         match resource::normalize(r) {
             Some(n) if resource::is_served(&n, policy.allowed_resources) => {
-                if !normalized.contains(&n) {
-                    normalized.push(n);
+                if !named.iter().any(|(seen, _)| *seen == n) {
+                    named.push((n, r));
                 }
             }
             Some(_) => {
@@ -107,12 +113,17 @@ fn resolve_resource(resources: &[&str], policy: &Policy<'_>) -> Result<Option<St
             }
         }
     }
-    match normalized.len() {
-        0 => Ok(match policy.allowed_resources {
-            [only] => resource::normalize(only),
-            _ => None,
-        }),
-        1 => Ok(normalized.pop()),
+    match named.as_slice() {
+        [] => match (policy.default_resource, policy.allowed_resources) {
+            (Some(default), _) => Ok(Some(default.to_owned())),
+            (None, _) if policy.require_resource => Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "The resource parameter (RFC 8707) is required: name the MCP server this token is for.",
+            )),
+            (None, [only]) => Ok(Some(only.clone())),
+            (None, _) => Ok(None),
+        },
+        [(_, sent)] => Ok(Some((*sent).to_owned())),
         _ => Err(OAuthError::new(
             ErrorCode::InvalidTarget,
             "Only one resource may be requested per grant.",
@@ -136,6 +147,7 @@ mod tests {
             supported_scopes: &supported,
             default_scopes: &default,
             allowed_resources: &[],
+            ..Default::default()
         };
 
         let t = resolve(Some("openid mcp offline_access"), &[], &policy, None, true).unwrap();
@@ -190,6 +202,7 @@ mod tests {
             supported_scopes: &[],
             default_scopes: &[],
             allowed_resources: &only,
+            ..Default::default()
         };
 
         assert_eq!(
@@ -197,7 +210,8 @@ mod tests {
                 .unwrap()
                 .resource
                 .as_deref(),
-            Some("https://mcp.example.com/")
+            Some("https://MCP.example.com"),
+            "the operator's spelling"
         );
         assert_eq!(
             resolve(
@@ -236,6 +250,43 @@ mod tests {
             .code,
             ErrorCode::InvalidTarget,
             "two resources"
+        );
+    }
+
+    #[test]
+    fn the_resource_is_kept_as_sent_and_may_be_required_or_defaulted() {
+        let any = Policy::default();
+        let sent = |policy: &Policy<'_>, r: &[&str]| {
+            resolve(None, r, policy, None, true).map(|t| t.resource)
+        };
+
+        assert_eq!(
+            sent(&any, &["http://127.0.0.1:8000"]).unwrap().as_deref(),
+            Some("http://127.0.0.1:8000"),
+            "not normalised to .../"
+        );
+        assert_eq!(sent(&any, &[]).unwrap(), None);
+        let required = Policy {
+            require_resource: true,
+            ..any
+        };
+        assert_eq!(
+            sent(&required, &[]).unwrap_err().code,
+            ErrorCode::InvalidTarget
+        );
+        let defaulted = Policy {
+            default_resource: Some("https://mcp.example/mcp"),
+            ..required
+        };
+        assert_eq!(
+            sent(&defaulted, &[]).unwrap().as_deref(),
+            Some("https://mcp.example/mcp")
+        );
+        assert_eq!(
+            sent(&defaulted, &["https://other.example/x"])
+                .unwrap()
+                .as_deref(),
+            Some("https://other.example/x")
         );
     }
 }

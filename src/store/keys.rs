@@ -47,3 +47,5 @@ pub fn document_fetch(url: &str) -> String {
 pub fn upstream(state: &str) -> String {
     format!("upstream:{}", hash(state))
 }
+/// The access-token signing keys, all in one record.
+pub const SIGNING_KEYS: &str = "meta:signing_keys";

@@ -22,8 +22,8 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::records::{
-    AuthCode, CachedDocument, Client, Family, Grant, PendingRequest, Session, Token, TokenKind,
-    UpstreamLogin,
+    AuthCode, CachedDocument, Client, Family, Grant, KeySet, PendingRequest, Session, Token,
+    TokenKind, UpstreamLogin,
 };
 use crate::settings::{Backend as BackendKind, Storage};
 
@@ -182,6 +182,12 @@ pub trait Backend {
     /// The secret stored under `name`, storing `fresh` first if there is none, so that every
     /// process sharing the store ends up with the same one.
     async fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// The access-token signing keys (docs/behaviour.md §13), durable and kept until replaced.
+    async fn signing_keys(&self) -> Result<Option<KeySet>, StoreError>;
+    /// Stores the first key set unless another process stored one first; the set in force.
+    async fn first_signing_keys(&self, fresh: &KeySet) -> Result<KeySet, StoreError>;
+    /// Replaces the key set (`doorman keys rotate`, one operator at a time).
+    async fn put_signing_keys(&self, keys: &KeySet) -> Result<(), StoreError>;
 
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -426,6 +432,27 @@ impl<K: Kv> Backend for K {
             key,
             problem: "vanished right after it was found".into(),
         })
+    }
+
+    async fn signing_keys(&self) -> Result<Option<KeySet>, StoreError> {
+        get_json(self, keys::SIGNING_KEYS).await
+    }
+
+    async fn first_signing_keys(&self, fresh: &KeySet) -> Result<KeySet, StoreError> {
+        let key = keys::SIGNING_KEYS;
+        if self.put_new(key, &encode(key, fresh)?, None).await? {
+            return Ok(fresh.clone());
+        }
+        get_json(self, key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                key: key.to_owned(),
+                problem: "vanished right after it was found".into(),
+            })
+    }
+
+    async fn put_signing_keys(&self, keys: &KeySet) -> Result<(), StoreError> {
+        put_json(self, keys::SIGNING_KEYS, keys, None).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Interop tests: real third-party OAuth clients (the MCP TypeScript SDK, oauth4webapi) against the
+# Interop tests: real third-party OAuth clients (the MCP TypeScript SDK, oauth4webapi, FastMCP's
+# client), a real MCP server (FastMCP) and a JOSE library (jose) against the
 # release binary target/release/doorman, each with a private Redis, run by node's test runner.
 #   tests/interop/run.sh                  every suite
 #   tests/interop/run.sh mcp-sdk.test.mjs one file
@@ -30,8 +31,12 @@ if [ ! -d ../support/oidc/node_modules ]; then
   (cd ../support/oidc && npm ci --no-audit --no-fund)
 fi
 
+# FastMCP (PyPI) and the MCP Python SDK in tests/interop/.venv, exact versions; a failed
+# install fails the run.
+bash ./python-env.sh
+
 if [ "$#" -eq 0 ]; then
-  set -- mcp-sdk.test.mjs mcp-sdk-cimd.test.mjs oauth4webapi.test.mjs
+  set -- mcp-sdk.test.mjs mcp-sdk-cimd.test.mjs oauth4webapi.test.mjs jose.test.mjs fastmcp.test.mjs
 fi
 status=0
 node --test "$@" || status=$?

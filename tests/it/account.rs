@@ -54,16 +54,8 @@ async fn connect(
 /// while another application keeps working. On every backend.
 #[actix_web::test]
 async fn revoking_an_application_ends_every_token_of_its_grant_on_every_backend() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("doorman.redb").display().to_string();
-    let url = redis.url();
-    let backends: Vec<Vec<(&str, &str)>> = vec![
-        vec![("storage.backend", "memory")],
-        vec![("storage.backend", "embedded"), ("storage.path", &path)],
-        vec![("storage.backend", "redis"), ("storage.redis_url", &url)],
-    ];
-    for overrides in backends {
+    let backends = crate::support::EveryBackend::start();
+    for overrides in backends.overrides() {
         let app = password_app(&overrides).await;
         let server = resource_server(&app).await;
         let files = public_client(&app).await;

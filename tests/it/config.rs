@@ -89,9 +89,11 @@ fn every_public_key_is_overridable_from_the_environment() {
             "a-session-secret-of-at-least-32-characters",
         ),
         ("DOORMAN__TOKENS__REFRESH_GRACE", "5"),
+        ("DOORMAN__TOKENS__SIGNING_KEY", "store"),
         ("DOORMAN__METRICS__TOKEN", "scrape"),
     ])
     .expect("load");
+    assert_eq!(s.tokens.signing_key, doorman::settings::KeySource::Store);
 
     assert_eq!(s.issuer, "https://auth.example.com/tenant");
     assert_eq!(s.server.bind, "0.0.0.0:9000");

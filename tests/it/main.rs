@@ -17,6 +17,7 @@ mod docserver;
 mod faults;
 pub mod flow;
 mod hostile;
+mod jwt;
 mod metadata;
 mod ops;
 mod props;

@@ -900,6 +900,11 @@ fn a_public_issuer_on_a_shared_store_needs_a_session_secret() {
             "DOORMAN__LOGIN__SESSION_SECRET".to_owned(),
             secret.to_owned(),
         );
+        // Where the token signing key lives must be chosen too (tests/it/jwt.rs).
+        env.insert(
+            "DOORMAN__TOKENS__SIGNING_KEY".to_owned(),
+            "store".to_owned(),
+        );
         doorman::settings::Settings::load(None, Some(env))
     };
 

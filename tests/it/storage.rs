@@ -1259,6 +1259,43 @@ pub async fn conformance(store: &Store, name: &str) {
         "{name}"
     );
 
+    // The access-token signing keys: the first set stored is everyone's, until replaced.
+    let key = |kid: &str| doorman::records::SigningKey {
+        kid: kid.into(),
+        alg: doorman::records::Algorithm::ES256,
+        pem: "pem".into(),
+        created_at: 1,
+        signs_from: 2,
+    };
+    let first = doorman::records::KeySet {
+        keys: vec![key("k1")],
+    };
+    let other = doorman::records::KeySet {
+        keys: vec![key("k2")],
+    };
+    let before = store.signing_keys().await.expect("keys");
+    if before.is_none() {
+        assert_eq!(
+            store.first_signing_keys(&first).await.expect("keys"),
+            first,
+            "{name}"
+        );
+        assert_eq!(
+            store.first_signing_keys(&other).await.expect("keys"),
+            first,
+            "{name}: the first set stays"
+        );
+    }
+    store.put_signing_keys(&other).await.expect("put keys");
+    assert_eq!(
+        store.signing_keys().await.expect("keys"),
+        Some(other),
+        "{name}"
+    );
+    if let Some(before) = before {
+        store.put_signing_keys(&before).await.expect("restore keys");
+    }
+
     store.ping().await.unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(
         store

@@ -801,3 +801,42 @@ impl Drop for DoormanProcess {
         self.stop_child();
     }
 }
+
+/// The three backends a test runs on: memory, embedded (a file in a temporary directory) and a
+/// private Redis, each as the overrides that select it. Dropping it stops Redis and removes the
+/// directory.
+pub struct EveryBackend {
+    _redis: RedisServer,
+    _dir: tempfile::TempDir,
+    path: String,
+    url: String,
+}
+
+impl EveryBackend {
+    pub fn start() -> Self {
+        let redis = RedisServer::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("doorman.redb").display().to_string();
+        let url = redis.url();
+        Self {
+            _redis: redis,
+            _dir: dir,
+            path,
+            url,
+        }
+    }
+
+    pub fn overrides(&self) -> Vec<Vec<(&str, &str)>> {
+        vec![
+            vec![("storage.backend", "memory")],
+            vec![
+                ("storage.backend", "embedded"),
+                ("storage.path", &self.path),
+            ],
+            vec![
+                ("storage.backend", "redis"),
+                ("storage.redis_url", &self.url),
+            ],
+        ]
+    }
+}

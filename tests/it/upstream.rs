@@ -100,6 +100,16 @@ async fn the_whole_journey_through_a_real_openid_provider_ends_in_tokens_for_the
     assert_eq!(seen["sub"], "test:alice", "scoped by provider");
     assert_eq!(seen["provider"], "test");
     assert_eq!(seen["username"], "Alice Example");
+    // The JWT access token says it too (docs/behaviour.md §13).
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("claims");
+    assert_eq!(claims["sub"], "test:alice");
+    assert_eq!(claims["idp"], "test");
+    assert_eq!(claims["name"], "Alice Example");
 }
 
 /// The account page (docs/behaviour.md §15) signs in through the same provider and comes back to

@@ -13,6 +13,9 @@
 //   env.logTail()     – the last lines Doorman and Redis printed, for failure messages
 //   env.operatorClient(args) – `doorman clients register …` against the environment's store, as
 //                      an operator does it; returns { client_id, client_secret }
+//   env.admin(args)   – any other `doorman …` command on the same settings (e.g. ['keys', 'rotate']);
+//                      returns what it printed
+//   startEnvironment({ tokens: 'format = "opaque"' }) – lines added to the [tokens] table
 //   await env.stop()  – stops everything and removes the temporary directory
 //
 // Nothing is shared between environments: each has its own temporary directory, Redis socket,
@@ -273,6 +276,18 @@ function protectedResourceServer(getDocument) {
  * Registers a client as the operator does: `doorman clients register <args>` on the same
  * settings (and so the same Redis) as the servers. Parses the credentials it prints once.
  */
+function admin(configFile, cwd, args) {
+  const out = spawnSync(doormanBinary, ['--config', configFile, ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: cleanEnv({ RUST_LOG: 'warn' }),
+  });
+  if (out.status !== 0) {
+    throw new Error(`doorman ${args.join(' ')} failed (status ${out.status}): ${out.stderr || out.stdout}`);
+  }
+  return out.stdout;
+}
+
 function operatorClient(configFile, cwd, args) {
   const out = spawnSync(doormanBinary, ['--config', configFile, 'clients', 'register', ...args], {
     cwd,
@@ -309,7 +324,7 @@ allowed_domains = ["example.com"]`;
 
 /** The Doorman settings file for this environment (every key exists in settings/default.toml);
  *  `extra` is appended (whole TOML sections a suite needs, e.g. `[cimd]`). */
-function doormanConfig({ issuer, bindPort, redisSocket, keyPrefix, providerIssuer, extra = '' }) {
+function doormanConfig({ issuer, bindPort, redisSocket, keyPrefix, providerIssuer, extra = '', tokens = '' }) {
   const q = (s) => JSON.stringify(s); // a JSON string is a valid TOML basic string for these values
   return `# Written by tests/interop/lib/harness.mjs
 issuer = ${q(issuer)}
@@ -331,6 +346,7 @@ enabled = false
 # it without waiting out the grace period for retries (the integration tests cover that).
 [tokens]
 refresh_grace = 0
+${tokens}
 
 ${loginConfig(providerIssuer)}
 ${extra}`;
@@ -341,7 +357,7 @@ ${extra}`;
  * `extraConfig` is TOML appended to every Doorman's settings file.
  * Whatever was started is stopped again if any step fails.
  */
-export async function startEnvironment({ processes = 1, login = 'password', extraConfig = '' } = {}) {
+export async function startEnvironment({ processes = 1, login = 'password', extraConfig = '', tokens = '' } = {}) {
   if (processes !== 1 && processes !== 2) throw new Error('processes must be 1 or 2');
   if (!existsSync(doormanBinary)) throw new Error(`${doormanBinary} not found: run cargo build --release`);
 
@@ -433,9 +449,12 @@ export async function startEnvironment({ processes = 1, login = 'password', extr
       const configFile = path.join(dir, `doorman-${i}.toml`);
       await writeFile(
         configFile,
-        doormanConfig({ issuer: env.issuer, bindPort: port, redisSocket, keyPrefix, providerIssuer, extra: extraConfig }),
+        doormanConfig({ issuer: env.issuer, bindPort: port, redisSocket, keyPrefix, providerIssuer, extra: extraConfig, tokens }),
       );
-      if (i === 0) env.operatorClient = (args) => operatorClient(configFile, dir, args);
+      if (i === 0) {
+        env.operatorClient = (args) => operatorClient(configFile, dir, args);
+        env.admin = (args) => admin(configFile, dir, args);
+      }
       const logFile = path.join(dir, `doorman-${i}.log`);
       logFiles.push(logFile);
       const child = startChild(doormanBinary, ['--config', configFile, 'serve'], {
