@@ -227,6 +227,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState, limits: &Limits
             .route(web::get().to(meta_http::get_metadata))
             .route(web::method(Method::OPTIONS).to(preflight))
     };
+    // The gate's routes (docs/behaviour.md §13.2): paths Doorman itself does not use.
+    http::gate::configure(cfg, &state.gate.routes);
     // Resources are tried in order, so the ones asked for most come first: the RFC 8414 §3.1
     // metadata URL, then /authorize. The form some clients try (`{path}/.well-known/...`)
     // comes before the issuer path's scope, which would otherwise take it.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::flows::Ctx;
 use crate::flows::cimd::Documents;
+use crate::flows::gate::Gate;
 use crate::flows::guard::SignInGuard;
 use crate::flows::sessions::ServerKeys;
 use crate::flows::upstream::Providers;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub guard: SignInGuard,
     pub documents: Documents,
     pub upstream: Providers,
+    /// The gate in front of MCP servers (docs/behaviour.md §13.2).
+    pub gate: Arc<Gate>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
         let page = Page::new(&settings, &meta.endpoints);
         let documents = Documents::new(&settings.cimd);
         let upstream = Providers::new(&settings.login.providers);
+        let gate = Arc::new(Gate::new(&settings.gate, &meta.endpoints));
         Self {
             settings: Arc::new(settings),
             store,
@@ -47,6 +51,7 @@ impl AppState {
             guard,
             documents,
             upstream,
+            gate,
         }
     }
 

@@ -3,10 +3,12 @@
 //! revoke, introspect), sessions and the upstream sign-in at identity providers. They take parsed input and return typed outcomes; they
 //! know nothing of actix or HTTP. Handlers call one flow and hand its outcome to a renderer.
 
+pub mod access;
 pub mod account;
 pub mod authorization;
 pub mod cimd;
 pub mod clients;
+pub mod gate;
 pub mod grants;
 pub mod guard;
 pub mod sessions;
