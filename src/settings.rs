@@ -412,11 +412,17 @@ impl Gate {
             ("gate.first_byte_timeout_ms", self.first_byte_timeout_ms),
         ] {
             if ms == 0 || ms > 3_600_000 {
-                return Err(invalid(key, "must be between 1 and 3600000 milliseconds".into()));
+                return Err(invalid(
+                    key,
+                    "must be between 1 and 3600000 milliseconds".into(),
+                ));
             }
         }
         if self.max_connections == 0 {
-            return Err(invalid("gate.max_connections", "must be greater than 0".into()));
+            return Err(invalid(
+                "gate.max_connections",
+                "must be greater than 0".into(),
+            ));
         }
         for (key, name) in [
             ("gate.headers.subject", &self.headers.subject),
@@ -431,11 +437,22 @@ impl Gate {
             };
             if matches!(
                 header.as_str(),
-                "authorization" | "cookie" | "host" | "connection" | "content-length"
-                    | "content-type" | "transfer-encoding" | "mcp-session-id"
+                "authorization"
+                    | "cookie"
+                    | "host"
+                    | "connection"
+                    | "content-length"
+                    | "content-type"
+                    | "transfer-encoding"
+                    | "mcp-session-id"
                     | "mcp-protocol-version"
             ) {
-                return Err(invalid(key, format!("{name:?} is a header the gate passes on or removes; pick another name")));
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{name:?} is a header the gate passes on or removes; pick another name"
+                    ),
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -452,7 +469,12 @@ impl Gate {
                 || path.contains(['?', '#', ' ', '{', '}', '\\'])
                 || path.contains("//")
             {
-                return Err(bad("path", format!("{path:?} must be a path such as \"/mcp\": starting with a slash, not ending with one, no query")));
+                return Err(bad(
+                    "path",
+                    format!(
+                        "{path:?} must be a path such as \"/mcp\": starting with a slash, not ending with one, no query"
+                    ),
+                ));
             }
             let own = |p: &str| {
                 OWN_PATHS
@@ -462,25 +484,51 @@ impl Gate {
             let under_issuer = !issuer_path.is_empty()
                 && (path == issuer_path || path.starts_with(&format!("{issuer_path}/")));
             if own(path) || under_issuer {
-                return Err(bad("path", format!("{path:?} is one of Doorman's own paths (or under the issuer's path)")));
+                return Err(bad(
+                    "path",
+                    format!("{path:?} is one of Doorman's own paths (or under the issuer's path)"),
+                ));
             }
             if !seen.insert(path) {
                 return Err(bad("path", format!("{path:?} is used by two routes")));
             }
             match url::Url::parse(&route.upstream) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.fragment().is_none() => {}
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.fragment().is_none() => {}
                 _ => {
-                    return Err(bad("upstream", format!("{:?} must be an absolute http(s) URL without fragment", route.upstream)));
+                    return Err(bad(
+                        "upstream",
+                        format!(
+                            "{:?} must be an absolute http(s) URL without fragment",
+                            route.upstream
+                        ),
+                    ));
                 }
             }
-            if !route.resource.is_empty() && crate::oauth::resource::normalize(&route.resource).is_none() {
-                return Err(bad("resource", format!("{:?} is not an absolute URI without fragment", route.resource)));
+            if !route.resource.is_empty()
+                && crate::oauth::resource::normalize(&route.resource).is_none()
+            {
+                return Err(bad(
+                    "resource",
+                    format!(
+                        "{:?} is not an absolute URI without fragment",
+                        route.resource
+                    ),
+                ));
             }
             if route.name.chars().any(char::is_control) || route.name.chars().count() > 64 {
-                return Err(bad("name", "at most 64 characters, no control characters".into()));
+                return Err(bad(
+                    "name",
+                    "at most 64 characters, no control characters".into(),
+                ));
             }
             if route.scopes.is_empty() {
-                return Err(bad("scopes", "name at least one scope a token must have".into()));
+                return Err(bad(
+                    "scopes",
+                    "name at least one scope a token must have".into(),
+                ));
             }
             let scopes = route
                 .scopes
@@ -489,7 +537,10 @@ impl Gate {
                 .chain(route.tools.values().flatten().map(|s| ("tools", s)));
             for (key, scope) in scopes {
                 if !supported.contains(scope) {
-                    return Err(bad(key, format!("{scope:?} is not in scopes.supported, so no token could carry it")));
+                    return Err(bad(
+                        key,
+                        format!("{scope:?} is not in scopes.supported, so no token could carry it"),
+                    ));
                 }
             }
         }
@@ -951,7 +1002,8 @@ impl Settings {
             ));
         }
         self.cimd.validate()?;
-        self.gate.validate(&self.scopes.supported, issuer.path().trim_end_matches('/'))
+        self.gate
+            .validate(&self.scopes.supported, issuer.path().trim_end_matches('/'))
     }
 }
 

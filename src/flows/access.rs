@@ -36,9 +36,9 @@ impl Refusal {
 /// Opaque tokens are 256-bit random values in base64url: 43 characters.
 fn well_formed(bearer: &str) -> bool {
     (16..=512).contains(&bearer.len())
-        && bearer
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'='))
+        && bearer.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'=')
+        })
 }
 
 /// Checks a bearer access token: `Ok(Ok(record))` when in force.
@@ -67,7 +67,9 @@ pub async fn verify(
 mod tests {
     #[test]
     fn only_token_shaped_values_are_looked_up() {
-        assert!(super::well_formed("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
+        assert!(super::well_formed(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        ));
         assert!(!super::well_formed("short"));
         assert!(!super::well_formed("has space in the middle of it, oh no"));
         assert!(!super::well_formed(&"a".repeat(600)));

@@ -270,7 +270,14 @@ pub const TOOLS_CALL: &str = "tools/call";
 
 fn tool_of(m: &Message) -> Option<String> {
     (m.method.as_deref() == Some(TOOLS_CALL))
-        .then(|| m.params.as_ref()?.name.as_ref()?.as_str().map(str::to_owned))
+        .then(|| {
+            m.params
+                .as_ref()?
+                .name
+                .as_ref()?
+                .as_str()
+                .map(str::to_owned)
+        })
         .flatten()
 }
 
@@ -293,7 +300,9 @@ pub fn calls(body: &[u8]) -> Calls {
 
 /// The tool a request names in its `Mcp-Method` and `Mcp-Name` headers (MCP 2026-07-28).
 pub fn header_tool(method: Option<&str>, name: Option<&str>) -> Option<String> {
-    (method? == TOOLS_CALL).then(|| name.map(str::to_owned)).flatten()
+    (method? == TOOLS_CALL)
+        .then(|| name.map(str::to_owned))
+        .flatten()
 }
 
 /// Whether the headers and the body disagree on what is called: the gate decides from what it
@@ -327,18 +336,26 @@ mod tests {
         assert!(list.tools.is_empty());
         assert_eq!(list.method.as_deref(), Some("tools/list"));
         assert_eq!(calls(b"not json"), Calls::default());
-        assert!(calls(br#"{"method":"tools/call","params":{"name":3}}"#).tools.is_empty());
+        assert!(
+            calls(br#"{"method":"tools/call","params":{"name":3}}"#)
+                .tools
+                .is_empty()
+        );
     }
 
     #[test]
     fn headers_must_say_what_the_body_does() {
-        let body = calls(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm"}}"#);
+        let body =
+            calls(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm"}}"#);
 
         assert!(!headers_disagree(Some("tools/call"), Some("rm"), &body));
         assert!(headers_disagree(Some("tools/call"), Some("echo"), &body));
         assert!(headers_disagree(Some("tools/list"), None, &body));
         assert!(!headers_disagree(None, None, &body));
-        assert_eq!(header_tool(Some("tools/call"), Some("rm")).as_deref(), Some("rm"));
+        assert_eq!(
+            header_tool(Some("tools/call"), Some("rm")).as_deref(),
+            Some("rm")
+        );
         assert_eq!(header_tool(Some("tools/list"), Some("rm")), None);
     }
 }

@@ -41,7 +41,12 @@ async fn read(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, Htt
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
-            answer::rpc_error(StatusCode::BAD_REQUEST, None, "The request body could not be read.", None)
+            answer::rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                "The request body could not be read.",
+                None,
+            )
         })?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large(limit, None));
@@ -76,7 +81,8 @@ pub async fn any_gate(
     let name = text(&req, "mcp-name");
     let mut tools: Vec<String> = Vec::new();
     let mut calls = Calls::default();
-    let has_body = length.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let has_body =
+        length.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
     // Per-tool scopes: the MCP 2026-07-28 headers say what is called, the body (read, bounded)
     // says it for older clients, and the two must agree, since the upstream acts on the body.
     let body = if !has_body {
@@ -135,9 +141,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: &[Route]) {
         for path in &route.metadata_paths {
             cfg.service(
                 web::resource(path.clone())
-                    .route(web::get().to(move |s: web::Data<AppState>| {
-                        get_resource_metadata(s, index)
-                    }))
+                    .route(
+                        web::get()
+                            .to(move |s: web::Data<AppState>| get_resource_metadata(s, index)),
+                    )
                     .route(web::method(Method::OPTIONS).to(|| async { answer::preflight() })),
             );
         }

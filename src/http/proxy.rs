@@ -14,8 +14,8 @@ use futures_util::StreamExt;
 use reqwest::header::{self as rq, HeaderMap, HeaderName};
 
 use crate::flows::gate::{Caller, Gate, Route};
-use crate::render::gate::{GATE_EXPOSE, rpc_error};
 use crate::render::CORS_ALLOW_ORIGIN;
+use crate::render::gate::{GATE_EXPOSE, rpc_error};
 
 /// What goes up as the request body.
 pub enum Body {
@@ -73,7 +73,9 @@ fn upstream_headers(gate: &Gate, route: &Route, req: &HttpRequest, caller: &Call
         let n = name.as_str();
         if dropped(n)
             || listed.iter().any(|l| l == n)
-            || identity.iter().any(|h| h.as_ref().is_some_and(|h| h.as_str() == n))
+            || identity
+                .iter()
+                .any(|h| h.as_ref().is_some_and(|h| h.as_str() == n))
         {
             continue;
         }
@@ -84,11 +86,11 @@ fn upstream_headers(gate: &Gate, route: &Route, req: &HttpRequest, caller: &Call
             out.append(name, value);
         }
     }
-    for (name, value) in identity.into_iter().zip([
-        &caller.subject,
-        &caller.client_id,
-        &caller.scopes,
-    ]) {
+    for (name, value) in
+        identity
+            .into_iter()
+            .zip([&caller.subject, &caller.client_id, &caller.scopes])
+    {
         if let (Some(name), Ok(value)) = (name, rq::HeaderValue::from_str(value)) {
             out.insert(name.clone(), value);
         }
@@ -177,7 +179,12 @@ pub async fn forward(
         );
     };
     let Ok(permit) = permit else {
-        return rpc_error(StatusCode::SERVICE_UNAVAILABLE, id, "The gate is closing.", None);
+        return rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            id,
+            "The gate is closing.",
+            None,
+        );
     };
     let mut url = route.upstream.clone();
     let query = req.query_string();
@@ -189,7 +196,12 @@ pub async fn forward(
         url.set_query(Some(&joined));
     }
     let Ok(method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
-        return rpc_error(StatusCode::METHOD_NOT_ALLOWED, id, "Method not allowed.", None);
+        return rpc_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            id,
+            "Method not allowed.",
+            None,
+        );
     };
     let overflow = Arc::new(AtomicBool::new(false));
     let mut request = gate

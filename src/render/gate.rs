@@ -52,9 +52,7 @@ pub fn www_authenticate(route: &Route, challenge: &Challenge) -> String {
             v.push_str(", scope=");
             v.push_str(&quoted(scope));
             v.push_str(", error=\"insufficient_scope\", error_description=");
-            v.push_str(&quoted(&format!(
-                "This request needs the scopes: {scope}."
-            )));
+            v.push_str(&quoted(&format!("This request needs the scopes: {scope}.")));
         }
     }
     v

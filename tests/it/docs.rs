@@ -110,14 +110,22 @@ fn the_gate_compose_file_guards_an_mcp_server_with_settings_that_load() {
         .unwrap()
         .iter()
         .filter(|(k, _)| k.as_str().unwrap().starts_with("DOORMAN__"))
-        .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.as_str().unwrap().to_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_owned(),
+                v.as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let settings =
         doorman::settings::Settings::load(Some(&settings_file.expect("gate.toml")), Some(env))
             .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(settings.gate.routes.len(), 1);
     assert_eq!(settings.gate.routes[0].path, "/mcp");
-    assert_eq!(settings.gate.routes[0].upstream, "http://everything:3001/mcp");
+    assert_eq!(
+        settings.gate.routes[0].upstream,
+        "http://everything:3001/mcp"
+    );
 }
 
 #[test]

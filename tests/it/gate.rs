@@ -32,8 +32,9 @@ async fn post(
     token: Option<&str>,
     body: &'static str,
     headers: &[(&str, &str)],
-) -> awc::ClientResponse<impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + use<>>
-{
+) -> awc::ClientResponse<
+    impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + use<>,
+> {
     let mut req = app
         .post("/mcp")
         .insert_header(("content-type", "application/json"))
@@ -83,7 +84,11 @@ async fn no_token_is_a_bare_401_challenge_naming_the_metadata_and_scope() {
             metadata_url(&app)
         )
     );
-    assert_eq!(up.shared.requests.load(Ordering::SeqCst), 0, "nothing passed");
+    assert_eq!(
+        up.shared.requests.load(Ordering::SeqCst),
+        0,
+        "nothing passed"
+    );
 }
 
 #[actix_web::test]
@@ -101,7 +106,13 @@ async fn bad_tokens_are_401_invalid_token_each_with_its_reason() {
     flow::revoke(&app, &client, field(&good, "refresh_token"), None).await;
     let revoked = post(&app, Some(field(&good, "access_token")), TOOLS_LIST, &[]).await;
     app.clock.advance(3601);
-    let expired = post(&app, Some(field(&expiring, "access_token")), TOOLS_LIST, &[]).await;
+    let expired = post(
+        &app,
+        Some(field(&expiring, "access_token")),
+        TOOLS_LIST,
+        &[],
+    )
+    .await;
 
     assert_eq!(before.status(), 200, "the token worked before");
     for (res, why) in [
@@ -122,7 +133,11 @@ async fn bad_tokens_are_401_invalid_token_each_with_its_reason() {
         );
         assert!(challenge.contains(why), "{why}: {challenge}");
     }
-    assert_eq!(up.shared.requests.load(Ordering::SeqCst), 1, "only the good call passed");
+    assert_eq!(
+        up.shared.requests.load(Ordering::SeqCst),
+        1,
+        "only the good call passed"
+    );
 }
 
 #[actix_web::test]
@@ -185,7 +200,10 @@ async fn the_upstream_gets_the_identity_not_the_credentials() {
     let mut res = app
         .post("/mcp?x=1")
         .insert_header(("content-type", "application/json"))
-        .insert_header(("authorization", format!("Bearer {}", field(&tokens, "access_token"))))
+        .insert_header((
+            "authorization",
+            format!("Bearer {}", field(&tokens, "access_token")),
+        ))
         .insert_header(("cookie", "doorman_session=mine"))
         .insert_header(("x-doorman-subject", "forged"))
         .insert_header(("mcp-session-id", "s-123"))
@@ -195,7 +213,10 @@ async fn the_upstream_gets_the_identity_not_the_credentials() {
         .unwrap();
 
     assert_eq!(res.status(), 200);
-    assert!(res.headers().get("set-cookie").is_none(), "upstream cookies are dropped");
+    assert!(
+        res.headers().get("set-cookie").is_none(),
+        "upstream cookies are dropped"
+    );
     assert_eq!(header(&res, "mcp-session-id"), "s-123");
     let echo = read_json(&mut res).await;
     let seen = &echo["result"]["headers"];
@@ -295,7 +316,10 @@ async fn a_browser_gets_the_page_and_an_api_client_the_bare_challenge() {
         .unwrap();
 
     assert_eq!(page.status(), 401);
-    assert_eq!(header(&page, "www-authenticate"), header(&bare, "www-authenticate"));
+    assert_eq!(
+        header(&page, "www-authenticate"),
+        header(&bare, "www-authenticate")
+    );
     assert!(header(&page, "content-security-policy").contains("default-src 'none'"));
     let html = text(&mut page).await;
     assert!(html.contains("Test tools is an MCP server"), "{html}");
@@ -318,7 +342,10 @@ async fn an_upstream_that_is_down_is_502_json_rpc_with_the_request_id() {
     assert_eq!(res.status(), 502);
     let body = read_json(&mut res).await;
     assert_eq!(body["jsonrpc"], "2.0");
-    assert_eq!(body["id"], 8, "echoed from the body read for per-tool scopes");
+    assert_eq!(
+        body["id"], 8,
+        "echoed from the body read for per-tool scopes"
+    );
     assert_eq!(body["error"]["code"], -32000);
     assert!(started.elapsed() < Duration::from_secs(3));
 }
@@ -339,7 +366,11 @@ async fn a_slow_upstream_is_504_after_the_first_byte_timeout() {
     .await;
 
     assert_eq!(res.status(), 504);
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let body: Value = read_json(&mut res).await;
     assert_eq!(body["error"]["code"], -32000);
 }
@@ -351,7 +382,8 @@ async fn raw_exchange(addr: std::net::SocketAddr, request: String) -> String {
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         sock.write_all(request.as_bytes()).unwrap();
         let mut got = Vec::new();
-        sock.read_to_end(&mut got).expect("the connection is closed, not left hanging");
+        sock.read_to_end(&mut got)
+            .expect("the connection is closed, not left hanging");
         String::from_utf8_lossy(&got).into_owned()
     })
     .await
@@ -419,7 +451,10 @@ async fn a_client_that_leaves_mid_stream_closes_the_upstream_connection() {
 
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert_eq!(during, 1, "one upstream connection while streaming");
-    assert_eq!(after, 0, "the upstream connection is closed when the client leaves");
+    assert_eq!(
+        after, 0,
+        "the upstream connection is closed when the client leaves"
+    );
 }
 
 #[actix_web::test]
@@ -435,7 +470,10 @@ async fn an_oversized_body_is_413_and_never_reaches_the_upstream() {
     let res = app
         .post("/mcp")
         .insert_header(("content-type", "application/json"))
-        .insert_header(("authorization", format!("Bearer {}", field(&tokens, "access_token"))))
+        .insert_header((
+            "authorization",
+            format!("Bearer {}", field(&tokens, "access_token")),
+        ))
         .send_body(big)
         .await
         .unwrap();
@@ -465,7 +503,10 @@ async fn a_streamed_body_over_the_limit_is_413() {
     let res = app
         .post("/mcp")
         .insert_header(("content-type", "application/json"))
-        .insert_header(("authorization", format!("Bearer {}", field(&tokens, "access_token"))))
+        .insert_header((
+            "authorization",
+            format!("Bearer {}", field(&tokens, "access_token")),
+        ))
         .send_stream(chunks)
         .await
         .unwrap();
@@ -494,5 +535,63 @@ async fn an_upstream_server_stopped_mid_stream_ends_the_client_stream() {
     .await;
 
     assert!(std::str::from_utf8(&first).unwrap().contains("tick"));
-    assert!(ended.is_ok(), "the client's stream ends with the upstream's, never hangs");
+    assert!(
+        ended.is_ok(),
+        "the client's stream ends with the upstream's, never hangs"
+    );
+}
+
+/// Loads `toml` as a settings file; the error line when it is refused.
+fn settings_error(toml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.toml");
+    std::fs::write(&path, toml).unwrap();
+    match doorman::settings::Settings::load(Some(&path), Some(Default::default())) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn gate_settings_are_checked_with_one_line_naming_the_key() {
+    let route = |extra: &str| {
+        format!("[[gate.routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n{extra}")
+    };
+
+    assert_eq!(settings_error(&route("")), "", "three lines are enough");
+    for (toml, expected) in [
+        (
+            "[[gate.routes]]\npath = \"mcp\"\nupstream = \"http://x/mcp\"\n".to_owned(),
+            "key `gate.routes[0].path`",
+        ),
+        (
+            "[[gate.routes]]\npath = \"/token\"\nupstream = \"http://x/mcp\"\n".to_owned(),
+            "key `gate.routes[0].path`: \"/token\" is one of Doorman's own paths",
+        ),
+        (
+            "[[gate.routes]]\npath = \"/mcp\"\nupstream = \"ftp://x/mcp\"\n".to_owned(),
+            "key `gate.routes[0].upstream`",
+        ),
+        (
+            format!("{}{}", route(""), route("")),
+            "key `gate.routes[1].path`: \"/mcp\" is used by two routes",
+        ),
+        (route("scopes = [\"admin\"]"), "key `gate.routes[0].scopes`"),
+        (
+            route("[gate.routes.tools]\nrm = [\"root\"]"),
+            "key `gate.routes[0].tools`: \"root\" is not in scopes.supported",
+        ),
+        (route("resource = \"not a uri\""), "key `gate.routes[0].resource`"),
+        (route("colour = \"red\""), "unknown field `colour`"),
+        (
+            format!("{}[gate.headers]\nsubject = \"Authorization\"\n", route("")),
+            "key `gate.headers.subject`",
+        ),
+    ] {
+        let error = settings_error(&toml);
+        assert!(
+            error.starts_with("settings: ") && error.contains(expected) && !error.contains('\n'),
+            "{toml}\n→ {error}"
+        );
+    }
 }

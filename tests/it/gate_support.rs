@@ -165,7 +165,10 @@ async fn mcp(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>)
         "tick" => {
             let stream = futures_util::stream::unfold(0u64, |n| async move {
                 actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-                Some((Ok::<_, std::io::Error>(sse(&format!("{{\"tick\":{n}}}"))), n + 1))
+                Some((
+                    Ok::<_, std::io::Error>(sse(&format!("{{\"tick\":{n}}}"))),
+                    n + 1,
+                ))
             });
             sse_response().streaming(stream)
         }
