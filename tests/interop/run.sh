@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interop tests: real third-party OAuth clients (the MCP TypeScript SDK, oauth4webapi) against the
+# Interop tests: real third-party OAuth clients (the MCP TypeScript and Python SDKs, oauth4webapi) against the
 # release binary target/release/doorman, each with a private Redis, run by node's test runner.
 #   tests/interop/run.sh                  every suite
 #   tests/interop/run.sh mcp-sdk.test.mjs one file
@@ -30,8 +30,11 @@ if [ ! -d ../support/oidc/node_modules ]; then
   (cd ../support/oidc && npm ci --no-audit --no-fund)
 fi
 
+# The MCP Python SDK for the gate suite, in .venv (exact versions from requirements.txt).
+./python-env.sh
+
 if [ "$#" -eq 0 ]; then
-  set -- mcp-sdk.test.mjs mcp-sdk-cimd.test.mjs oauth4webapi.test.mjs
+  set -- mcp-sdk.test.mjs mcp-sdk-cimd.test.mjs oauth4webapi.test.mjs gate.test.mjs gate-python.test.mjs
 fi
 status=0
 node --test "$@" || status=$?
