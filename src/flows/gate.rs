@@ -53,6 +53,9 @@ pub struct Route {
     pub metadata_url: String,
     pub metadata_paths: Vec<String>,
     pub metadata: bytes::Bytes,
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host` for the upstream: the resource URL's.
+    pub forwarded_proto: String,
+    pub forwarded_host: String,
 }
 
 impl Gate {
@@ -140,7 +143,14 @@ impl Route {
             "bearer_methods_supported": ["header"],
             "resource_name": name,
         });
+        let forwarded_host = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => String::new(),
+        };
         Some(Self {
+            forwarded_proto: parsed.scheme().to_owned(),
+            forwarded_host,
             path: r.path.clone(),
             upstream,
             resource,

@@ -47,6 +47,7 @@ fn dropped(name: &str) -> bool {
             | "x-forwarded-for"
             | "x-forwarded-host"
             | "x-forwarded-proto"
+            | "expect"
     )
 }
 
@@ -101,18 +102,12 @@ fn upstream_headers(gate: &Gate, route: &Route, req: &HttpRequest, caller: &Call
     {
         out.insert(HeaderName::from_static("x-forwarded-for"), v);
     }
-    if let Ok(public) = url::Url::parse(&route.resource) {
-        if let Ok(v) = rq::HeaderValue::from_str(public.scheme()) {
-            out.insert(HeaderName::from_static("x-forwarded-proto"), v);
-        }
-        if let Some(host) = public.host_str() {
-            let host = match public.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host.to_owned(),
-            };
-            if let Ok(v) = rq::HeaderValue::from_str(&host) {
-                out.insert(HeaderName::from_static("x-forwarded-host"), v);
-            }
+    for (name, value) in [
+        ("x-forwarded-proto", &route.forwarded_proto),
+        ("x-forwarded-host", &route.forwarded_host),
+    ] {
+        if let Ok(v) = rq::HeaderValue::from_str(value) {
+            out.insert(HeaderName::from_static(name), v);
         }
     }
     out

@@ -555,7 +555,9 @@ fn settings_error(toml: &str) -> String {
 #[test]
 fn gate_settings_are_checked_with_one_line_naming_the_key() {
     let route = |extra: &str| {
-        format!("[[gate.routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n{extra}")
+        format!(
+            "[[gate.routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n{extra}"
+        )
     };
 
     assert_eq!(settings_error(&route("")), "", "three lines are enough");
@@ -581,7 +583,10 @@ fn gate_settings_are_checked_with_one_line_naming_the_key() {
             route("[gate.routes.tools]\nrm = [\"root\"]"),
             "key `gate.routes[0].tools`: \"root\" is not in scopes.supported",
         ),
-        (route("resource = \"not a uri\""), "key `gate.routes[0].resource`"),
+        (
+            route("resource = \"not a uri\""),
+            "key `gate.routes[0].resource`",
+        ),
         (route("colour = \"red\""), "unknown field `colour`"),
         (
             format!("{}[gate.headers]\nsubject = \"Authorization\"\n", route("")),
