@@ -75,7 +75,8 @@ describe('gate: the MCP Python SDK through Doorman to server-everything', () => 
       const authorize = new URL((await client.next('AUTHORIZE')).rest);
       assert.equal(`${authorize.origin}${authorize.pathname}`, `${env.issuer}/authorize`, 'found Doorman from the gate');
       assert.equal(authorize.searchParams.get('resource'), gateUrl);
-      assert.equal(authorize.searchParams.get('scope'), 'mcp', 'the scope of the challenge');
+      // The challenge's scope; the SDK adds offline_access for its refresh token (SEP-2207).
+      assert.deepEqual(authorize.searchParams.get('scope').split(' ').sort(), ['mcp', 'offline_access']);
       const { callback } = await authorizeInBrowser(authorize, { redirectUri });
       client.send(`CALLBACK ${callback}`);
 
