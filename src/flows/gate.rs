@@ -17,14 +17,16 @@ use crate::settings::{Gate as GateSettings, GateRoute};
 /// RFC 9728 §3: the well-known name of protected resource metadata.
 pub const RESOURCE_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
-/// Everything the gate needs, built at start-up: routes, the identity header names, one HTTP
-/// client (its connection pool shared by every request) and the connection limit.
+/// Everything the gate needs, built at start-up: routes, the identity header names, the HTTP
+/// clients (one per worker thread, see `Gate::http`) and the connection limit.
 pub struct Gate {
     pub routes: Vec<Route>,
     pub subject_header: Option<HeaderName>,
     pub client_id_header: Option<HeaderName>,
     pub scopes_header: Option<HeaderName>,
-    pub http: reqwest::Client,
+    /// Tells this gate's clients apart in each thread's table (several apps may share a thread
+    /// in tests).
+    id: usize,
     /// One permit per request passed on; held until its answer has been streamed.
     pub permits: Arc<tokio::sync::Semaphore>,
     pub body_limit: usize,
@@ -65,20 +67,8 @@ impl Gate {
                 .then(|| HeaderName::from_bytes(name.as_bytes()).ok())
                 .flatten()
         };
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
-        // Upstreams are the operator's own servers: no proxy from the environment, no
-        // redirects followed (a redirect is passed back to the client as it is).
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_else(|e| {
-                log::error!("gate: the HTTP client could not be built ({e}); using the default");
-                reqwest::Client::new()
-            });
         Self {
             routes: settings
                 .routes
@@ -88,13 +78,51 @@ impl Gate {
             subject_header: header(&settings.headers.subject),
             client_id_header: header(&settings.headers.client_id),
             scopes_header: header(&settings.headers.scopes),
-            http,
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             permits: Arc::new(tokio::sync::Semaphore::new(settings.max_connections)),
             body_limit: settings.body_limit,
             connect_timeout,
             first_byte_timeout: Duration::from_millis(settings.first_byte_timeout_ms),
             issuer: ep.issuer.clone(),
         }
+    }
+}
+
+impl Gate {
+    /// The HTTP client of this worker thread. Each actix worker is a single-threaded runtime, and
+    /// a connection is driven by the runtime that opened it: one client (and connection pool) per
+    /// worker keeps every upstream connection on the thread that uses it, instead of waking
+    /// another worker for each request.
+    pub fn http(&self) -> reqwest::Client {
+        thread_local! {
+            static CLIENTS: std::cell::RefCell<HashMap<usize, reqwest::Client>> =
+                std::cell::RefCell::new(HashMap::new());
+        }
+        CLIENTS.with(|clients| {
+            let Ok(mut clients) = clients.try_borrow_mut() else {
+                return self.build_client();
+            };
+            clients
+                .entry(self.id)
+                .or_insert_with(|| self.build_client())
+                .clone()
+        })
+    }
+
+    fn build_client(&self) -> reqwest::Client {
+        // Upstreams are the operator's own servers: no proxy from the environment, no
+        // redirects followed (a redirect is passed back to the client as it is).
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|e| {
+                log::error!("gate: the HTTP client could not be built ({e}); using the default");
+                reqwest::Client::new()
+            })
     }
 }
 

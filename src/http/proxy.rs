@@ -200,7 +200,7 @@ pub async fn forward(
     };
     let overflow = Arc::new(AtomicBool::new(false));
     let mut request = gate
-        .http
+        .http()
         .request(method, url)
         .headers(upstream_headers(gate, route, req, caller));
     if let Some(b) = upstream_body(body, gate.body_limit, overflow.clone()) {
@@ -268,6 +268,7 @@ pub async fn forward(
         return out.finish();
     }
     let path = route.path.clone();
+    let length = res.content_length();
     // The permit lives as long as the stream: until the answer ends or the client leaves.
     let stream = res.bytes_stream().map(move |chunk| {
         let _held = &permit;
@@ -276,5 +277,9 @@ pub async fn forward(
             io::Error::other(e)
         })
     });
-    out.streaming(stream)
+    match length {
+        // Streamed all the same, with the upstream's length instead of chunked encoding.
+        Some(n) => out.body(actix_web::body::SizedStream::new(n, stream)),
+        None => out.streaming(stream),
+    }
 }
