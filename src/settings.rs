@@ -346,6 +346,7 @@ pub struct Gate {
     pub body_limit: usize,
     pub connect_timeout_ms: u64,
     pub first_byte_timeout_ms: u64,
+    pub sse_keepalive_ms: u64,
     pub max_connections: usize,
     pub headers: GateHeaders,
 }
@@ -410,6 +411,7 @@ impl Gate {
         for (key, ms) in [
             ("gate.connect_timeout_ms", self.connect_timeout_ms),
             ("gate.first_byte_timeout_ms", self.first_byte_timeout_ms),
+            ("gate.sse_keepalive_ms", self.sse_keepalive_ms),
         ] {
             if ms == 0 || ms > 3_600_000 {
                 return Err(invalid(

@@ -32,6 +32,8 @@ pub struct Gate {
     pub body_limit: usize,
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
+    /// Silence after which an SSE stream gets a comment (`gate.sse_keepalive_ms`).
+    pub sse_keepalive: Duration,
     /// The authorization server that protects every route (our issuer).
     pub issuer: String,
 }
@@ -83,6 +85,7 @@ impl Gate {
             body_limit: settings.body_limit,
             connect_timeout,
             first_byte_timeout: Duration::from_millis(settings.first_byte_timeout_ms),
+            sse_keepalive: Duration::from_millis(settings.sse_keepalive_ms),
             issuer: ep.issuer.clone(),
         }
     }

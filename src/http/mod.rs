@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod authorize;
+pub mod forwarding;
 pub mod gate;
 pub mod health;
 pub mod login;

@@ -11,145 +11,13 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self as ax, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
-use reqwest::header::{self as rq, HeaderMap, HeaderName};
+use reqwest::header as rq;
 
+pub use super::forwarding::Body;
+use super::forwarding::{dropped, upstream_body, upstream_headers};
 use crate::flows::gate::{Caller, Gate, Route};
 use crate::render::CORS_ALLOW_ORIGIN;
 use crate::render::gate::{GATE_EXPOSE, rpc_error};
-
-/// What goes up as the request body.
-pub enum Body {
-    None,
-    /// Read already (small, or read to decide the tools called).
-    Read(web::Bytes),
-    /// Streamed up as it arrives, cut at the gate's body limit.
-    Stream(web::Payload),
-}
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and what the gate sets itself or never passes on.
-fn dropped(name: &str) -> bool {
-    matches!(
-        name,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "host"
-            | "content-length"
-            | "authorization"
-            | "cookie"
-            | "forwarded"
-            | "x-forwarded-for"
-            | "x-forwarded-host"
-            | "x-forwarded-proto"
-            | "expect"
-    )
-}
-
-/// The names listed in `Connection` are hop-by-hop too.
-fn connection_listed(headers: &ax::HeaderMap) -> Vec<String> {
-    headers
-        .get_all(ax::CONNECTION)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
-        .collect()
-}
-
-fn upstream_headers(gate: &Gate, route: &Route, req: &HttpRequest, caller: &Caller) -> HeaderMap {
-    let listed = connection_listed(req.headers());
-    let identity = [
-        &gate.subject_header,
-        &gate.client_id_header,
-        &gate.scopes_header,
-    ];
-    let mut out = HeaderMap::with_capacity(req.headers().len() + 6);
-    for (name, value) in req.headers() {
-        let n = name.as_str();
-        if dropped(n)
-            || listed.iter().any(|l| l == n)
-            || identity
-                .iter()
-                .any(|h| h.as_ref().is_some_and(|h| h.as_str() == n))
-        {
-            continue;
-        }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(n.as_bytes()),
-            rq::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            out.append(name, value);
-        }
-    }
-    for (name, value) in
-        identity
-            .into_iter()
-            .zip([&caller.subject, &caller.client_id, &caller.scopes])
-    {
-        if let (Some(name), Ok(value)) = (name, rq::HeaderValue::from_str(value)) {
-            out.insert(name.clone(), value);
-        }
-    }
-    // Who asked, as a proxy tells it: the peer's address and the public scheme and host.
-    if let Some(peer) = req.peer_addr()
-        && let Ok(v) = rq::HeaderValue::from_str(&peer.ip().to_string())
-    {
-        out.insert(HeaderName::from_static("x-forwarded-for"), v);
-    }
-    for (name, value) in [
-        ("x-forwarded-proto", &route.forwarded_proto),
-        ("x-forwarded-host", &route.forwarded_host),
-    ] {
-        if let Ok(v) = rq::HeaderValue::from_str(value) {
-            out.insert(HeaderName::from_static(name), v);
-        }
-    }
-    out
-}
-
-/// The request body as the upstream gets it: a payload is read on this worker and handed over
-/// through a small channel, so a slow upstream slows the client down (back-pressure) and a body
-/// over `limit` stops the upload (and marks `overflow`).
-fn upstream_body(body: Body, limit: usize, overflow: Arc<AtomicBool>) -> Option<reqwest::Body> {
-    match body {
-        Body::None => None,
-        Body::Read(bytes) => Some(reqwest::Body::from(bytes)),
-        Body::Stream(mut payload) => {
-            let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, io::Error>>(4);
-            actix_web::rt::spawn(async move {
-                let mut seen = 0usize;
-                while let Some(chunk) = payload.next().await {
-                    let item = match chunk {
-                        Ok(c) => {
-                            seen += c.len();
-                            if seen > limit {
-                                overflow.store(true, Ordering::Relaxed);
-                                Err(io::Error::other("request body over the gate's limit"))
-                            } else {
-                                Ok(c)
-                            }
-                        }
-                        Err(e) => Err(io::Error::other(e.to_string())),
-                    };
-                    let stop = item.is_err();
-                    if tx.send(item).await.is_err() || stop {
-                        break;
-                    }
-                }
-            });
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|item| (item, rx))
-            });
-            Some(reqwest::Body::wrap_stream(stream))
-        }
-    }
-}
 
 /// Passes a request that passed the gate on to `route`'s upstream and streams its answer back.
 /// An upstream that cannot be reached is a `502`, one that does not start answering within
@@ -269,6 +137,11 @@ pub async fn forward(
     }
     let path = route.path.clone();
     let length = res.content_length();
+    let sse = res
+        .headers()
+        .get(rq::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
     // The permit lives as long as the stream: until the answer ends or the client leaves.
     let stream = res.bytes_stream().map(move |chunk| {
         let _held = &permit;
@@ -280,6 +153,47 @@ pub async fn forward(
     match length {
         // Streamed all the same, with the upstream's length instead of chunked encoding.
         Some(n) => out.body(actix_web::body::SizedStream::new(n, stream)),
+        None if sse => out.streaming(keepalive(Box::pin(stream), gate.sse_keepalive)),
         None => out.streaming(stream),
     }
+}
+
+/// An SSE comment (ignored by clients, WHATWG HTML §9.2.6).
+const KEEPALIVE: &[u8] = b": keepalive\n\n";
+
+/// Whether `chunk` ends an SSE event (a blank line), so a comment may follow it.
+fn ends_event(chunk: &[u8]) -> bool {
+    chunk.ends_with(b"\n\n") || chunk.ends_with(b"\r\n\r\n") || chunk.ends_with(b"\r\r")
+}
+
+/// Passes an SSE stream on and, after `every` of silence at an event boundary, sends a comment.
+/// actix notices a client that went away only when it writes to it: without this, an idle
+/// stream would hold its upstream connection (and its permit) until the upstream spoke again.
+fn keepalive<S>(
+    stream: std::pin::Pin<Box<S>>,
+    every: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, io::Error>>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, io::Error>>,
+{
+    futures_util::stream::unfold((stream, true), move |(mut s, at_boundary)| async move {
+        loop {
+            match tokio::time::timeout(every, s.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    let boundary = if chunk.is_empty() {
+                        at_boundary
+                    } else {
+                        ends_event(&chunk)
+                    };
+                    return Some((Ok(chunk), (s, boundary)));
+                }
+                Ok(Some(Err(e))) => return Some((Err(e), (s, at_boundary))),
+                Ok(None) => return None,
+                Err(_) if at_boundary => {
+                    return Some((Ok(web::Bytes::from_static(KEEPALIVE)), (s, true)));
+                }
+                Err(_) => {}
+            }
+        }
+    })
 }

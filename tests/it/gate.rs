@@ -600,3 +600,56 @@ fn gate_settings_are_checked_with_one_line_naming_the_key() {
         );
     }
 }
+
+#[actix_web::test]
+async fn past_max_connections_a_request_waits_then_gets_503_and_an_idle_stream_left_frees_its_place()
+ {
+    let up = Upstream::start().await;
+    let app = gate_app(
+        &up.url,
+        "",
+        &[
+            ("gate.max_connections", "1"),
+            ("gate.connect_timeout_ms", "300"),
+            ("gate.sse_keepalive_ms", "200"),
+        ],
+    )
+    .await;
+    let (_, tokens) = token_for(&app, &resource(&app), "mcp").await;
+    let token = field(&tokens, "access_token").to_owned();
+
+    // A raw connection, so that closing it is certain; the upstream stream then sits idle.
+    let addr = app.addr;
+    let request = raw_post(&app, &token, "step", TOOLS_LIST);
+    let (opened, first) = actix_web::rt::task::spawn_blocking(move || {
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sock.write_all(request.as_bytes()).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = sock.read(&mut buf).unwrap();
+        (sock, String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+    .await
+    .unwrap();
+    let mut waited = post(&app, Some(&token), TOOLS_LIST, &[]).await;
+    drop(opened);
+    let mut after = None;
+    for _ in 0..50 {
+        let res = post(&app, Some(&token), TOOLS_LIST, &[]).await;
+        if res.status() == 200 {
+            after = Some(res.status());
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert!(first.contains("progress"), "{first}");
+    assert_eq!(waited.status(), 503);
+    assert_eq!(header(&waited, "retry-after"), "1");
+    assert_eq!(read_json(&mut waited).await["error"]["code"], -32000);
+    assert_eq!(
+        after.map(|s| s.as_u16()),
+        Some(200),
+        "the permit comes back when the stream ends"
+    );
+}
