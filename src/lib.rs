@@ -228,6 +228,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState, limits: &Limits
             .route(web::get().to(meta_http::get_metadata))
             .route(web::method(Method::OPTIONS).to(preflight))
     };
+    // The gate's routes (docs/behaviour.md §13.2): paths Doorman itself does not use.
+    http::gate::configure(cfg, &state.gate.routes);
     // Resources are tried in order, so the ones asked for most come first: the RFC 8414 §3.1
     // metadata URL, then /authorize. The form some clients try (`{path}/.well-known/...`)
     // comes before the issuer path's scope, which would otherwise take it.
@@ -315,7 +317,7 @@ impl std::fmt::Display for RequestLine<'_> {
         // nearly every request target is.
         // Without a short circuit, so the compiler checks many bytes at once.
         let needs_escape = target.bytes().fold(false, |any, b| {
-            any | (b < 0x20) | (b >= 0x7f) | (b == b'"') | (b == b'\\')
+            any | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')
         });
         if !needs_escape {
             f.write_str("\"")?;

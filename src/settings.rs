@@ -24,6 +24,7 @@ pub struct Settings {
     pub tokens: Tokens,
     pub metrics: Metrics,
     pub cimd: Cimd,
+    pub gate: Gate,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -388,6 +389,218 @@ pub struct Cimd {
     pub pinned: String,
 }
 
+/// The gate in front of MCP servers (docs/behaviour.md §13.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gate {
+    pub routes: Vec<GateRoute>,
+    pub body_limit: usize,
+    pub connect_timeout_ms: u64,
+    pub first_byte_timeout_ms: u64,
+    pub sse_keepalive_ms: u64,
+    pub max_connections: usize,
+    pub headers: GateHeaders,
+}
+
+/// One `[[gate.routes]]` entry: a public path, the MCP server behind it, and what a token
+/// needs to pass.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateRoute {
+    pub path: String,
+    pub upstream: String,
+    /// The resource identifier (RFC 8707, RFC 9728); empty = the issuer's origin + `path`.
+    #[serde(default)]
+    pub resource: String,
+    /// Shown on the page and as `resource_name`; empty = the path.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default = "default_gate_scopes")]
+    pub scopes: Vec<String>,
+    /// Tool name → scopes needed besides `scopes` to call it (`tools/call`).
+    #[serde(default)]
+    pub tools: HashMap<String, Vec<String>>,
+}
+
+fn default_gate_scopes() -> Vec<String> {
+    vec!["mcp".to_owned()]
+}
+
+/// The names of the headers that carry the caller's identity to the upstream; empty = none.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateHeaders {
+    pub subject: String,
+    pub client_id: String,
+    pub scopes: String,
+}
+
+/// Paths of Doorman's own that a gate route may not take.
+const OWN_PATHS: &[&str] = &[
+    "/authorize",
+    "/token",
+    "/register",
+    "/revoke",
+    "/introspect",
+    "/login",
+    "/consent",
+    "/account",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/static",
+    "/.well-known",
+];
+
+impl Gate {
+    /// The checks of the `[gate]` section; errors name the key (`gate.routes[N].key`).
+    fn validate(&self, supported: &[String], issuer_path: &str) -> Result<(), SettingsError> {
+        let invalid = |key, problem: String| SettingsError::Invalid { key, problem };
+        if self.body_limit == 0 {
+            return Err(invalid("gate.body_limit", "must be greater than 0".into()));
+        }
+        for (key, ms) in [
+            ("gate.connect_timeout_ms", self.connect_timeout_ms),
+            ("gate.first_byte_timeout_ms", self.first_byte_timeout_ms),
+            ("gate.sse_keepalive_ms", self.sse_keepalive_ms),
+        ] {
+            if ms == 0 || ms > 3_600_000 {
+                return Err(invalid(
+                    key,
+                    "must be between 1 and 3600000 milliseconds".into(),
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(invalid(
+                "gate.max_connections",
+                "must be greater than 0".into(),
+            ));
+        }
+        for (key, name) in [
+            ("gate.headers.subject", &self.headers.subject),
+            ("gate.headers.client_id", &self.headers.client_id),
+            ("gate.headers.scopes", &self.headers.scopes),
+        ] {
+            if name.is_empty() {
+                continue;
+            }
+            let Ok(header) = reqwest::header::HeaderName::from_bytes(name.as_bytes()) else {
+                return Err(invalid(key, format!("{name:?} is not a header name")));
+            };
+            if matches!(
+                header.as_str(),
+                "authorization"
+                    | "cookie"
+                    | "host"
+                    | "connection"
+                    | "content-length"
+                    | "content-type"
+                    | "transfer-encoding"
+                    | "mcp-session-id"
+                    | "mcp-protocol-version"
+            ) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{name:?} is a header the gate passes on or removes; pick another name"
+                    ),
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, route) in self.routes.iter().enumerate() {
+            let bad = |key: &str, problem: String| SettingsError::Gate {
+                index,
+                key: key.to_owned(),
+                problem,
+            };
+            let path = route.path.as_str();
+            if !path.starts_with('/')
+                || path.len() < 2
+                || path.ends_with('/')
+                || path.contains(['?', '#', ' ', '{', '}', '\\'])
+                || path.contains("//")
+            {
+                return Err(bad(
+                    "path",
+                    format!(
+                        "{path:?} must be a path such as \"/mcp\": starting with a slash, not ending with one, no query"
+                    ),
+                ));
+            }
+            let own = |p: &str| {
+                OWN_PATHS
+                    .iter()
+                    .any(|o| p == *o || p.starts_with(&format!("{o}/")))
+            };
+            let under_issuer = !issuer_path.is_empty()
+                && (path == issuer_path || path.starts_with(&format!("{issuer_path}/")));
+            if own(path) || under_issuer {
+                return Err(bad(
+                    "path",
+                    format!("{path:?} is one of Doorman's own paths (or under the issuer's path)"),
+                ));
+            }
+            if !seen.insert(path) {
+                return Err(bad("path", format!("{path:?} is used by two routes")));
+            }
+            match url::Url::parse(&route.upstream) {
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.fragment().is_none() => {}
+                _ => {
+                    return Err(bad(
+                        "upstream",
+                        format!(
+                            "{:?} must be an absolute http(s) URL without fragment",
+                            route.upstream
+                        ),
+                    ));
+                }
+            }
+            if !route.resource.is_empty()
+                && crate::oauth::resource::normalize(&route.resource).is_none()
+            {
+                return Err(bad(
+                    "resource",
+                    format!(
+                        "{:?} is not an absolute URI without fragment",
+                        route.resource
+                    ),
+                ));
+            }
+            if route.name.chars().any(char::is_control) || route.name.chars().count() > 64 {
+                return Err(bad(
+                    "name",
+                    "at most 64 characters, no control characters".into(),
+                ));
+            }
+            if route.scopes.is_empty() {
+                return Err(bad(
+                    "scopes",
+                    "name at least one scope a token must have".into(),
+                ));
+            }
+            let scopes = route
+                .scopes
+                .iter()
+                .map(|s| ("scopes", s))
+                .chain(route.tools.values().flatten().map(|s| ("tools", s)));
+            for (key, scope) in scopes {
+                if !supported.contains(scope) {
+                    return Err(bad(
+                        key,
+                        format!("{scope:?} is not in scopes.supported, so no token could carry it"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An address or a CIDR range (`10.0.0.1`, `172.16.0.0/12`, `fd00::/8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -454,6 +667,13 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("settings: key `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
+    /// A key of one `[[gate.routes]]` entry (`index` counts from 0).
+    #[error("settings: key `gate.routes[{index}].{key}`: {problem}")]
+    Gate {
+        index: usize,
+        key: String,
+        problem: String,
+    },
     /// A key of one `[[login.providers]]` entry (`index` counts from 0).
     #[error("settings: key `login.providers[{index}].{key}` (provider {id:?}): {problem}")]
     Provider {
@@ -893,7 +1113,9 @@ impl Settings {
                 "must be a file name inside server.static_dir",
             ));
         }
-        self.cimd.validate()
+        self.cimd.validate()?;
+        self.gate
+            .validate(&self.scopes.supported, issuer.path().trim_end_matches('/'))
     }
 }
 

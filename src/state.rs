@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::flows::Ctx;
 use crate::flows::cimd::Documents;
+use crate::flows::gate::Gate;
 use crate::flows::guard::SignInGuard;
 use crate::flows::keys::TokenKeys;
 use crate::flows::sessions::ServerKeys;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub documents: Documents,
     pub upstream: Providers,
     pub signing: TokenKeys,
+    /// The gate in front of MCP servers (docs/behaviour.md §13.2).
+    pub gate: Arc<Gate>,
 }
 
 impl AppState {
@@ -39,6 +42,7 @@ impl AppState {
         let documents = Documents::new(&settings.cimd);
         let upstream = Providers::new(&settings.login.providers);
         let signing = TokenKeys::new(&settings.tokens);
+        let gate = Arc::new(Gate::new(&settings.gate, &meta.endpoints));
         Self {
             settings: Arc::new(settings),
             store,
@@ -51,6 +55,7 @@ impl AppState {
             documents,
             upstream,
             signing,
+            gate,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod account;
 pub mod authorization;
 pub mod cimd;
 pub mod clients;
+pub mod gate;
 pub mod grants;
 pub mod guard;
 pub mod keys;

@@ -3,10 +3,13 @@
 
 pub mod account;
 pub mod authorize;
+pub mod forwarding;
+pub mod gate;
 pub mod health;
 pub mod login;
 pub mod metadata;
 pub mod negotiate;
+pub mod proxy;
 pub mod ratelimit;
 pub mod register;
 pub mod request;

@@ -30,7 +30,7 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data
 
 /// Every header an HTML page carries (docs/behaviour.md §5.4), `no-store` included; constant
 /// values, so nothing is validated or copied per page.
-fn page_headers() -> [(HeaderName, HeaderValue); 8] {
+pub(super) fn page_headers() -> [(HeaderName, HeaderValue); 8] {
     [
         (
             header::CONTENT_SECURITY_POLICY,
@@ -67,7 +67,7 @@ fn page_failed(e: sailfish::RenderError) -> HttpResponse {
 }
 
 /// Renders a template into a finished page.
-fn render(status: StatusCode, tpl: impl TemplateSimple) -> HttpResponse {
+pub(super) fn render(status: StatusCode, tpl: impl TemplateSimple) -> HttpResponse {
     match tpl.render_once() {
         Ok(body) => answer(status, page_headers(), body),
         Err(e) => page_failed(e),

@@ -4,6 +4,7 @@
 //! here, from a narrow page context built once at start-up.
 
 pub mod cookies;
+pub mod gate;
 pub mod html;
 pub mod json;
 pub mod pages;

@@ -222,6 +222,21 @@ pub struct SignedOutPage<'a> {
     pub account: &'a str,
 }
 
+/// What a browser that opens a gate route is shown (docs/behaviour.md §13.2).
+#[derive(TemplateSimple)]
+#[template(path = "gate.stpl")]
+pub struct GatePage<'a> {
+    pub c: &'a Chrome,
+    pub title: &'a str,
+    pub resource: &'a str,
+    pub issuer: &'a str,
+    pub scopes: Vec<&'a str>,
+    pub metadata: &'a str,
+    pub account: &'a str,
+    /// Why the token sent was refused, when one was sent.
+    pub refusal: Option<&'a str>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

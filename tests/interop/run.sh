@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Interop tests: real third-party OAuth clients (the MCP TypeScript SDK, oauth4webapi, FastMCP's
-# client), a real MCP server (FastMCP) and a JOSE library (jose) against the
+# Interop tests: real third-party OAuth clients (the MCP TypeScript and Python SDKs, oauth4webapi,
+# FastMCP's client), real MCP servers (FastMCP; server-everything behind the gate) and a JOSE
+# library (jose) against the
 # release binary target/release/doorman, each with a private Redis, run by node's test runner.
 #   tests/interop/run.sh                  every suite
 #   tests/interop/run.sh mcp-sdk.test.mjs one file
@@ -36,7 +37,8 @@ fi
 bash ./python-env.sh
 
 if [ "$#" -eq 0 ]; then
-  set -- mcp-sdk.test.mjs mcp-sdk-cimd.test.mjs oauth4webapi.test.mjs jose.test.mjs fastmcp.test.mjs
+  set -- mcp-sdk.test.mjs mcp-sdk-cimd.test.mjs oauth4webapi.test.mjs jose.test.mjs fastmcp.test.mjs \
+    gate.test.mjs gate-python.test.mjs
 fi
 status=0
 node --test "$@" || status=$?

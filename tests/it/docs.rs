@@ -74,3 +74,64 @@ fn files_the_compose_file_mounts_exist() {
         "doorman is built from the Dockerfile"
     );
 }
+
+#[test]
+fn the_gate_compose_file_guards_an_mcp_server_with_settings_that_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("deploy/gate-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    let services = &compose["services"];
+
+    assert_eq!(services["doorman"]["build"].as_str(), Some(".."));
+    let everything = services["everything"]["command"].as_sequence().unwrap();
+    assert!(
+        everything
+            .iter()
+            .any(|a| a.as_str() == Some("@modelcontextprotocol/server-everything@2026.8.31")),
+        "the example MCP server, pinned: {everything:?}"
+    );
+    assert!(
+        services["everything"]["ports"].is_null(),
+        "only Doorman reaches the MCP server"
+    );
+    let mut settings_file = None;
+    for volume in services["doorman"]["volumes"].as_sequence().unwrap() {
+        let source = volume.as_str().unwrap().split(':').next().unwrap();
+        if let Some(rel) = source.strip_prefix("./") {
+            let file = root.join("deploy").join(rel);
+            assert!(file.exists(), "{source} is mounted but missing");
+            settings_file = Some(file);
+        }
+    }
+    let env: std::collections::HashMap<String, String> = services["doorman"]["environment"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.as_str().unwrap().starts_with("DOORMAN__"))
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_owned(),
+                v.as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let settings =
+        doorman::settings::Settings::load(Some(&settings_file.expect("gate.toml")), Some(env))
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(settings.gate.routes.len(), 1);
+    assert_eq!(settings.gate.routes[0].path, "/mcp");
+    assert_eq!(
+        settings.gate.routes[0].upstream,
+        "http://everything:3001/mcp"
+    );
+}
+
+#[test]
+fn the_readme_shows_the_three_line_gate_settings() {
+    assert!(README.contains(
+        "[[gate.routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n```"
+    ));
+    assert!(README.contains("deploy/gate-compose.yml"));
+}

@@ -16,6 +16,8 @@ mod docs;
 mod docserver;
 mod faults;
 pub mod flow;
+mod gate;
+mod gate_support;
 mod hostile;
 mod jwt;
 mod metadata;

@@ -238,6 +238,13 @@ ${env.provider ? providerConfig(env.provider.issuer) : ''}
 [cimd]
 allow_hosts = ["127.0.0.1"]
 allow_http_hosts = ["127.0.0.1"]
+
+# The gate's page (gate-page.test.mjs): a browser opening the MCP URL without a token. Nothing
+# listens upstream; no request gets that far.
+[[gate.routes]]
+path = "/mcp"
+upstream = "http://127.0.0.1:9/mcp"
+name = "Team tools"
 `;
     const configFile = path.join(dir, 'doorman.toml');
     await writeFile(configFile, config);
