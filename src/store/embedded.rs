@@ -404,10 +404,7 @@ impl Kv for EmbeddedStore {
     }
 
     async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .get(key)
-            .await?
-            .and_then(|v| kv::decode_map(&v).remove(field)))
+        Ok(self.get(key).await?.and_then(|v| kv::map_field(&v, field)))
     }
 
     async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
@@ -607,13 +604,12 @@ fn apply(table: &mut Table<&str, &[u8]>, op: &Op, now: u64) -> Result<Done, redb
             value,
             ttl,
         } => {
-            let mut fields = table
+            let current = table
                 .get(key.as_str())?
                 .and_then(|v| decode(v.value(), now))
-                .map(|v| kv::decode_map(&v))
                 .unwrap_or_default();
-            fields.insert(field.clone(), value.clone());
-            let raw = encode_at(&kv::encode_map(&fields), Some(*ttl), now);
+            let (fields, _) = kv::map_with(&current, field, Some(value));
+            let raw = encode_at(&fields, Some(*ttl), now);
             table.insert(key.as_str(), raw.as_slice())?;
             Done::Set
         }
@@ -626,11 +622,10 @@ fn apply(table: &mut Table<&str, &[u8]>, op: &Op, now: u64) -> Result<Done, redb
             let Some((Some(exp), payload)) = current else {
                 return Ok(Done::Written(false));
             };
-            let mut fields = kv::decode_map(&payload);
-            let removed = fields.remove(field).is_some();
+            let (fields, removed) = kv::map_with(&payload, field, None);
             if removed {
                 let mut raw = exp;
-                raw.extend_from_slice(&kv::encode_map(&fields));
+                raw.extend_from_slice(&fields);
                 table.insert(key.as_str(), raw.as_slice())?;
             }
             Done::Written(removed)

@@ -143,13 +143,11 @@ impl Kv for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut map = self.lock(key)?;
         let now = Instant::now();
-        let mut fields = map
-            .get(key)
-            .filter(|(_, exp)| live(exp, now))
-            .map(|(v, _)| kv::decode_map(v))
-            .unwrap_or_default();
-        fields.insert(field.to_owned(), value.to_vec());
-        map.insert(key.to_owned(), (kv::encode_map(&fields), Some(now + ttl)));
+        let (fields, _) = match map.get(key).filter(|(_, exp)| live(exp, now)) {
+            Some((current, _)) => kv::map_with(current, field, Some(value)),
+            None => kv::map_with(&[], field, Some(value)),
+        };
+        map.insert(key.to_owned(), (fields, Some(now + ttl)));
         map.wrote(now);
         Ok(())
     }
@@ -159,7 +157,7 @@ impl Kv for MemoryStore {
         Ok(map
             .get(key)
             .filter(|(_, exp)| live(exp, Instant::now()))
-            .and_then(|(v, _)| kv::decode_map(v).remove(field)))
+            .and_then(|(v, _)| kv::map_field(v, field)))
     }
 
     async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
@@ -177,9 +175,8 @@ impl Kv for MemoryStore {
         let Some((value, _)) = map.get_mut(key).filter(|(_, exp)| live(exp, now)) else {
             return Ok(false);
         };
-        let mut fields = kv::decode_map(value);
-        let removed = fields.remove(field).is_some();
-        *value = kv::encode_map(&fields);
+        let (fields, removed) = kv::map_with(value, field, None);
+        *value = fields;
         Ok(removed)
     }
 
