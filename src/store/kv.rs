@@ -195,7 +195,7 @@ pub fn decode_map(mut bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8
 /// The (field, value) pairs of an encoded map, in order, borrowed; what cannot be read ends
 /// them, as in `decode_map`.
 fn map_pairs(mut bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let mut take = move || -> Option<(&[u8], &[u8])> {
+    let take = move || -> Option<(&[u8], &[u8])> {
         let mut part = || -> Option<&[u8]> {
             let (len, rest) = bytes.split_at_checked(4)?;
             let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
@@ -205,7 +205,7 @@ fn map_pairs(mut bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
         };
         Some((part()?, part()?))
     };
-    std::iter::from_fn(move || take())
+    std::iter::from_fn(take)
 }
 
 /// `decode_map(bytes).remove(field)` without decoding the other fields: a person's map of
