@@ -131,13 +131,22 @@ pub trait Backend {
         remember: Duration,
         now: u64,
     ) -> Result<Taken<AuthCode>, StoreError>;
+    /// One token: `put_tokens` with one entry.
     async fn put_token(
         &self,
         kind: TokenKind,
         token: &str,
         record: &Token,
         ttl: Duration,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.put_tokens(&[NewToken {
+            kind,
+            token,
+            record,
+            ttl,
+        }])
+        .await
+    }
     /// Tokens issued together (an access token and its refresh token): one write, so one
     /// durable commit on the embedded store and one round trip on a single Redis.
     async fn put_tokens(&self, tokens: &[NewToken<'_>]) -> Result<(), StoreError>;
@@ -325,18 +334,6 @@ impl<K: Kv> Backend for K {
             Durability::Volatile,
         )
         .await
-    }
-
-    async fn put_token(
-        &self,
-        kind: TokenKind,
-        token: &str,
-        record: &Token,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let key = keys::token(kind, token);
-        let value = kv::live(&record.client_id, &encode(&key, record)?);
-        self.put(&key, &value, Some(ttl)).await
     }
 
     async fn put_tokens(&self, tokens: &[NewToken<'_>]) -> Result<(), StoreError> {
