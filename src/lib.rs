@@ -102,17 +102,13 @@ fn is_form(ctx: &guard::GuardContext<'_>) -> bool {
 macro_rules! limited_service {
     ($cfg:expr, $resource:expr, $limit:expr) => {
         match $limit {
-            Some(conf) => $cfg.service($resource.wrap(actix_governor::Governor::new(conf))),
+            Some(conf) => $cfg.service($resource.wrap(conf.clone())),
             None => $cfg.service($resource),
         }
     };
     ($cfg:expr, $resource:expr, $limit:expr, $outer:expr) => {
         match $limit {
-            Some(conf) => $cfg.service(
-                $resource
-                    .wrap(actix_governor::Governor::new(conf))
-                    .wrap($outer),
-            ),
+            Some(conf) => $cfg.service($resource.wrap(conf.clone()).wrap($outer)),
             None => $cfg.service($resource.wrap($outer)),
         }
     };

@@ -60,6 +60,9 @@ pub struct Storage {
     pub redis_mode: RedisMode,
     pub key_prefix: String,
     pub timeout_ms: u64,
+    /// Redis (single server): client records cached in process, kept true by RESP3 client
+    /// tracking (see `store/redis.rs`).
+    pub redis_client_cache: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
@@ -53,7 +53,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
         self.limiter.check_key(key).map_err(|not_until| {
             not_until
-                .wait_time_from(DefaultClock::default().now())
+                .wait_time_from(self.limiter.clock().now())
                 .as_secs()
                 .max(1)
         })

@@ -1,5 +1,10 @@
-//! Embedded backend: one redb file on local disk. Every write is committed durably before it
-//! returns, so an acknowledged registration survives a crash or a restart.
+//! Embedded backend: one redb file on local disk. Every durable write is committed durably
+//! before it returns, so an acknowledged registration or refresh token survives a crash or a
+//! restart. The records a crash may lose without harm (`keys::volatile`: pending sign-ins,
+//! sessions, codes, fetched documents) live in a memory tier (`hot.rs`) and are answered at
+//! once; the writer thread copies them to the file every `FLUSH_EVERY` in a durable commit, and
+//! on a clean shutdown, so a crash forgets at most that last interval's. Removing one of them
+//! that reached the file (a sign-out) still waits for the disk.
 //!
 //! Reads run inline: a redb read transaction never waits for a writer (copy-on-write pages),
 //! and a lookup is a few microseconds from redb's cache, far less than handing it to a blocking
@@ -16,13 +21,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::StoreError;
+use super::hot::{Dirty, Hot};
 use super::kv::{self, Durability, Entry, Kv, Once};
+use super::{StoreError, keys};
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 
@@ -41,6 +47,7 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: Arc<Writer>,
     snapshots: Arc<Snapshots>,
+    hot: Arc<Hot>,
 }
 
 type Snapshot = ReadOnlyTable<&'static str, &'static [u8]>;
@@ -127,6 +134,8 @@ enum Op {
     Expire {
         keys: Vec<String>,
     },
+    /// Nothing, but the memory tier is flushed in the same durable commit.
+    Flush,
 }
 
 /// What a write returns: nothing, whether it wrote (put_new), the live value it removed, what
@@ -151,6 +160,10 @@ struct Job {
 /// can reuse the pages the volatile commits freed.
 const VOLATILE_COMMITS: u32 = 256;
 const VOLATILE_FOR: Duration = Duration::from_secs(1);
+
+/// How often the writer copies the memory tier's changes to the file (one durable commit): a
+/// crash forgets at most this interval's volatile records.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// The writer thread and the way to it. Dropping the last handle closes the queue and waits
 /// for the thread, so the file is closed (and may be opened again) once the store is gone.
@@ -223,13 +236,15 @@ impl EmbeddedStore {
         let db = Arc::new(db);
         create_table(&db)?;
         let snapshots = Arc::new(Snapshots::new());
+        let hot = Arc::new(Hot::new());
         let (queue, jobs) = mpsc::channel();
         let thread = {
             let db = db.clone();
             let snapshots = snapshots.clone();
+            let hot = hot.clone();
             std::thread::Builder::new()
                 .name("doorman-embedded-writer".into())
-                .spawn(move || write_loop(&db, &jobs, &snapshots))
+                .spawn(move || write_loop(&db, &jobs, &snapshots, &hot))
                 .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?
         };
         let writer = Writer {
@@ -240,6 +255,7 @@ impl EmbeddedStore {
             db,
             writer: Arc::new(writer),
             snapshots,
+            hot,
         })
     }
 
@@ -269,6 +285,51 @@ impl EmbeddedStore {
         }
     }
 
+    /// Reads the stored bytes of `key` in the file (expiry and payload) with `read`, through
+    /// the calling thread's snapshot without awaiting anything: a read snapshot never waits for
+    /// the writer.
+    fn file_read<T>(
+        &self,
+        key: &str,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let mut slot = self.snapshots.mine();
+        let table = match &mut *slot {
+            Some(table) => table,
+            None => {
+                let txn = self.db.begin_read().map_err(backend)?;
+                slot.insert(txn.open_table(KV).map_err(backend)?)
+            }
+        };
+        Ok(table.get(key).map_err(backend)?.map(|v| read(v.value())))
+    }
+
+    fn file_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.file_read(key, <[u8]>::to_vec)
+    }
+
+    /// One operation on a key of the memory tier (see `hot.rs`): `change` gets the stored
+    /// bytes and says what to store and answer. When `durable`, it is also on disk before this
+    /// returns (the writer flushes the tier in a durable commit).
+    async fn hot_update<T>(
+        &self,
+        key: &str,
+        durable: bool,
+        change: impl FnOnce(Option<&[u8]>) -> (super::hot::Change, T),
+    ) -> Result<T, StoreError> {
+        let (answer, _) = self.hot.update(key, || self.file_raw(key), change)?;
+        if durable {
+            self.write(Op::Flush).await?;
+        }
+        Ok(answer)
+    }
+
+    /// Memory tier slots (a test's view).
+    #[cfg(test)]
+    fn hot_slots(&self) -> usize {
+        self.hot.len()
+    }
+
     /// Hands a write to the writer thread and waits for its commit.
     async fn write(&self, op: Op) -> Result<Done, StoreError> {
         self.write_as(op, true).await
@@ -293,24 +354,21 @@ impl EmbeddedStore {
 }
 
 impl Kv for EmbeddedStore {
-    /// Reads in the calling thread without awaiting anything: a read snapshot never waits for
-    /// the writer. The thread's snapshot is used when there is one (see `Snapshots`).
+    /// Reads in the calling thread without awaiting anything: the memory tier's slot for its
+    /// keys, else the file through the thread's snapshot (see `Snapshots`).
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut slot = self.snapshots.mine();
-        let table = match &mut *slot {
-            Some(table) => table,
-            None => {
-                let txn = self.db.begin_read().map_err(backend)?;
-                slot.insert(txn.open_table(KV).map_err(backend)?)
-            }
-        };
-        Ok(table
-            .get(key)
-            .map_err(backend)?
-            .and_then(|v| decode(v.value(), now_ms())))
+        if keys::volatile(key) {
+            let raw = self.hot.get(key, || self.file_raw(key))?;
+            return Ok(raw.and_then(|raw| decode(&raw, now_ms())));
+        }
+        Ok(self.file_read(key, |raw| decode(raw, now_ms()))?.flatten())
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        if keys::volatile(key) {
+            let raw = encode(value, ttl);
+            return self.hot_update(key, true, |_| (Some(Some(raw)), ())).await;
+        }
         let op = Op::Set {
             key: key.to_owned(),
             raw: encode(value, ttl),
@@ -320,6 +378,12 @@ impl Kv for EmbeddedStore {
 
     /// One job, so one transaction and one durable commit for every entry.
     async fn put_many(&self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        if entries.iter().any(|e| keys::volatile(e.key)) {
+            for e in entries {
+                self.put(e.key, e.value, e.ttl).await?;
+            }
+            return Ok(());
+        }
         let op = Op::SetMany {
             entries: entries
                 .iter()
@@ -329,17 +393,19 @@ impl Kv for EmbeddedStore {
         self.write(op).await.map(|_| ())
     }
 
+    /// A key of the memory tier: answered at once, on disk with the next flush. Any other key
+    /// (none is written so today) is written durably.
     async fn put_volatile(
         &self,
         key: &str,
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let op = Op::Set {
-            key: key.to_owned(),
-            raw: encode(value, ttl),
-        };
-        self.write_as(op, false).await.map(|_| ())
+        if keys::volatile(key) {
+            let raw = encode(value, ttl);
+            return self.hot_update(key, false, |_| (Some(Some(raw)), ())).await;
+        }
+        self.put(key, value, ttl).await
     }
 
     async fn put_new(
@@ -348,6 +414,19 @@ impl Kv for EmbeddedStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
+        if keys::volatile(key) {
+            let raw = encode(value, ttl);
+            let now = now_ms();
+            return self
+                .hot_update(key, true, |current| {
+                    if current.and_then(|c| decode(c, now)).is_some() {
+                        (None, false)
+                    } else {
+                        (Some(Some(raw)), true)
+                    }
+                })
+                .await;
+        }
         let op = Op::SetNx {
             key: key.to_owned(),
             raw: encode(value, ttl),
@@ -355,7 +434,23 @@ impl Kv for EmbeddedStore {
         Ok(matches!(self.write(op).await?, Done::Written(true)))
     }
 
+    /// On a key of the memory tier, removed there at once (an empty slot hides any copy in the
+    /// file); when some version of it may be in the file, the removal also reaches the disk
+    /// before it is acknowledged, so a crash cannot bring back what was removed (a session
+    /// signed out).
     async fn remove(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if keys::volatile(key) {
+            let now = now_ms();
+            let (old, on_disk) = self.hot.update(
+                key,
+                || self.file_raw(key),
+                |current| (Some(None), current.and_then(|c| decode(c, now))),
+            )?;
+            if on_disk {
+                self.write(Op::Flush).await?;
+            }
+            return Ok(old);
+        }
         match self
             .write(Op::Remove {
                 key: key.to_owned(),
@@ -375,6 +470,16 @@ impl Kv for EmbeddedStore {
         mark_ttl: Duration,
         durability: Durability,
     ) -> Result<Once, StoreError> {
+        if keys::volatile(key) {
+            let now = now_ms();
+            return self
+                .hot_update(key, durability == Durability::Durable, |current| {
+                    let (mark, once) =
+                        kv::decide_once(current.and_then(|c| decode(c, now)), owner, stamp);
+                    (mark.map(|m| Some(encode_at(&m, Some(mark_ttl), now))), once)
+                })
+                .await;
+        }
         let op = Op::TakeOnce {
             key: key.to_owned(),
             owner: owner.to_owned(),
@@ -394,6 +499,16 @@ impl Kv for EmbeddedStore {
         value: &[u8],
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        if keys::volatile(key) {
+            let now = now_ms();
+            return self
+                .hot_update(key, true, |current| {
+                    let current = current.and_then(|c| decode(c, now)).unwrap_or_default();
+                    let (fields, _) = kv::map_with(&current, field, Some(value));
+                    (Some(Some(encode_at(&fields, Some(ttl), now))), ())
+                })
+                .await;
+        }
         let op = Op::MapSet {
             key: key.to_owned(),
             field: field.to_owned(),
@@ -416,6 +531,22 @@ impl Kv for EmbeddedStore {
     }
 
     async fn map_remove(&self, key: &str, field: &str) -> Result<bool, StoreError> {
+        if keys::volatile(key) {
+            let now = now_ms();
+            return self
+                .hot_update(key, true, |current| {
+                    match current.and_then(|raw| Some((raw.get(..8)?.to_vec(), decode(raw, now)?)))
+                    {
+                        Some((mut raw, payload)) => {
+                            let (fields, removed) = kv::map_with(&payload, field, None);
+                            raw.extend_from_slice(&fields);
+                            (removed.then_some(Some(raw)), removed)
+                        }
+                        None => (None, false),
+                    }
+                })
+                .await;
+        }
         let op = Op::MapRemove {
             key: key.to_owned(),
             field: field.to_owned(),
@@ -425,8 +556,9 @@ impl Kv for EmbeddedStore {
 
     async fn scan(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let db = self.db.clone();
-        let prefix = prefix.to_owned();
-        run_blocking(move || {
+        let owned = prefix.to_owned();
+        let on_file = run_blocking(move || {
+            let prefix = owned;
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(KV).map_err(backend)?;
             let now = now_ms();
@@ -442,7 +574,16 @@ impl Kv for EmbeddedStore {
             }
             Ok(out)
         })
-        .await
+        .await?;
+        // The memory tier's slots are newer than the file.
+        let now = now_ms();
+        let (present, gone) = self.hot.keys(prefix, |raw| decode(raw, now).is_some());
+        let mut keys: std::collections::BTreeSet<String> = on_file.into_iter().collect();
+        for k in gone {
+            keys.remove(&k);
+        }
+        keys.extend(present);
+        Ok(keys.into_iter().collect())
     }
 
     async fn reach(&self) -> Result<(), StoreError> {
@@ -487,54 +628,85 @@ fn expired_keys(
 }
 
 /// The writer thread: waits for a write, takes every other one already queued (up to
-/// `MAX_BATCH`), applies them in order in one transaction, commits once, answers each. Ends when
-/// the store is dropped.
-fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, snapshots: &Snapshots) {
+/// `MAX_BATCH`), applies them in order in one transaction — after the memory tier's changes
+/// when a flush is due (every `FLUSH_EVERY`, or asked for by `Op::Flush`) — commits once,
+/// answers each. When the store is dropped it flushes the memory tier a last time and ends.
+fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, snapshots: &Snapshots, hot: &Hot) {
     let mut volatile_commits = 0u32;
-    let mut last_durable = std::time::Instant::now();
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+    let mut last_durable = Instant::now();
+    let mut last_flush = Instant::now();
+    let mut open = true;
+    while open {
+        let wait = FLUSH_EVERY
+            .saturating_sub(last_flush.elapsed())
+            .max(Duration::from_millis(1));
+        let mut batch = Vec::new();
+        match jobs.recv_timeout(wait) {
+            Ok(first) => batch.push(first),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+        }
+        while !batch.is_empty() && batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let durable = batch.iter().any(|j| j.durable)
+        let asked = batch.iter().any(|j| matches!(j.op, Op::Flush));
+        let flush = hot.has_changes() && (asked || !open || last_flush.elapsed() >= FLUSH_EVERY);
+        if batch.is_empty() && !flush {
+            continue;
+        }
+        let dirty = if flush { hot.dirty() } else { Vec::new() };
+        let durable = flush
+            || batch.iter().any(|j| j.durable)
             || volatile_commits >= VOLATILE_COMMITS
             || last_durable.elapsed() >= VOLATILE_FOR;
-        let results: Vec<Result<Done, StoreError>> =
-            match commit(db, batch.iter().map(|j| &j.op), durable) {
-                Ok(results) => results.into_iter().map(Ok).collect(),
-                // Nothing of a failed transaction was written. Alone, each write fails or
-                // succeeds on its own, so one bad write cannot fail the others.
-                Err(_) if batch.len() > 1 => batch
-                    .iter()
-                    .map(|job| {
-                        commit(db, std::iter::once(&job.op), durable)
-                            .map(|mut r| r.pop().unwrap_or(Done::Set))
-                    })
-                    .collect(),
-                Err(e) => batch.iter().map(|_| Err(backend(&e))).collect(),
-            };
+        let results = commit(db, &dirty, batch.iter().map(|j| &j.op), durable);
         if durable {
             volatile_commits = 0;
-            last_durable = std::time::Instant::now();
+            last_durable = Instant::now();
         } else {
             volatile_commits += 1;
         }
-        // Before anyone hears of these writes, no reader may keep a snapshot from before them.
+        if flush {
+            last_flush = Instant::now();
+        }
+        // Before anyone hears of these writes, no reader may keep a snapshot from before them;
+        // and only then may flushed slots leave memory: a reader that no longer finds a slot
+        // must find the file's new state.
         snapshots.clear();
+        let results: Vec<Result<Done, StoreError>> = match results {
+            Ok(results) => {
+                hot.flushed(&dirty);
+                results.into_iter().map(Ok).collect()
+            }
+            // Nothing of a failed transaction was written; the memory tier keeps its changes
+            // and the next flush tries them again. Alone, each write fails or succeeds on its
+            // own, so one bad write cannot fail the others.
+            Err(e) => {
+                log::error!("embedded database: a commit failed: {e}");
+                batch
+                    .iter()
+                    .map(|job| {
+                        commit(db, &[], std::iter::once(&job.op), durable)
+                            .map(|mut r| r.pop().unwrap_or(Done::Set))
+                    })
+                    .collect()
+            }
+        };
         for (job, result) in batch.into_iter().zip(results) {
             let _ = job.reply.send(result);
         }
     }
 }
 
-/// Applies `ops` in one write transaction and commits it: durably (on disk before it returns),
-/// or not (visible at once, on disk with the next durable commit).
+/// Applies the memory tier's `dirty` slots, then `ops`, in one write transaction and commits
+/// it: durably (on disk before it returns), or not (visible at once, on disk with the next
+/// durable commit).
 fn commit<'a>(
     db: &Database,
+    dirty: &[Dirty],
     ops: impl Iterator<Item = &'a Op>,
     durable: bool,
 ) -> Result<Vec<Done>, StoreError> {
@@ -547,6 +719,14 @@ fn commit<'a>(
     {
         let mut table = txn.open_table(KV).map_err(backend)?;
         let now = now_ms();
+        for (key, raw, _) in dirty {
+            // An expired record need not reach the disk.
+            match raw.as_deref().filter(|r| decode(r, now).is_some()) {
+                Some(raw) => table.insert(key.as_str(), raw).map(|_| ()),
+                None => table.remove(key.as_str()).map(|_| ()),
+            }
+            .map_err(backend)?;
+        }
         for op in ops {
             results.push(apply(&mut table, op, now).map_err(backend)?);
         }
@@ -643,6 +823,7 @@ fn apply(table: &mut Table<&str, &[u8]>, op: &Op, now: u64) -> Result<Done, redb
             }
             Done::Expired(removed)
         }
+        Op::Flush => Done::Set,
     })
 }
 
@@ -743,31 +924,165 @@ mod tests {
         assert_eq!((written, taken), (1, 1));
     }
 
-    /// Volatile writes skip the disk, but the next durable commit takes them along: after it,
-    /// both survive closing and reopening the file.
+    /// Volatile writes skip the disk, but closing the store flushes them: after a clean
+    /// shutdown, both survive reopening the file.
     #[actix_web::test]
-    async fn a_durable_commit_persists_the_volatile_writes_before_it() {
+    async fn a_clean_shutdown_persists_the_volatile_writes() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("db.redb");
         let store = EmbeddedStore::open(&path).expect("opens");
-        store
-            .put_volatile("pending", b"p", None)
-            .await
-            .expect("put");
-        assert_eq!(
-            store.get("pending").await.expect("get"),
-            Some(b"p".to_vec())
-        );
+        let pending = keys::pending("p");
+        store.put_volatile(&pending, b"p", None).await.expect("put");
+        assert_eq!(store.get(&pending).await.expect("get"), Some(b"p".to_vec()));
         store.put("client", b"c", None).await.expect("put");
         drop(store);
 
         let again = EmbeddedStore::open(&path).expect("opens again");
 
-        assert_eq!(
-            again.get("pending").await.expect("get"),
-            Some(b"p".to_vec())
-        );
+        assert_eq!(again.get(&pending).await.expect("get"), Some(b"p".to_vec()));
         assert_eq!(again.get("client").await.expect("get"), Some(b"c".to_vec()));
+    }
+
+    /// Waits until the memory tier is empty (the flush took everything), at most 5 s.
+    async fn flushed(store: &EmbeddedStore) {
+        for _ in 0..500 {
+            if store.hot_slots() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "the memory tier was not flushed: {} slots",
+            store.hot_slots()
+        );
+    }
+
+    /// A volatile record is answered from memory at once, reaches the file with the flush and
+    /// then leaves memory, and is still read (from the file) afterwards.
+    #[actix_web::test]
+    async fn volatile_records_are_flushed_to_the_file_and_leave_memory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = EmbeddedStore::open(&dir.path().join("db.redb")).expect("opens");
+        let session = keys::session("s1");
+        store
+            .put_volatile(&session, b"alice", Some(Duration::from_secs(60)))
+            .await
+            .expect("put");
+        assert_eq!(store.hot_slots(), 1, "in memory until the flush");
+        assert_eq!(
+            store.get(&session).await.expect("get"),
+            Some(b"alice".to_vec())
+        );
+
+        flushed(&store).await;
+
+        assert_eq!(
+            store.get(&session).await.expect("get"),
+            Some(b"alice".to_vec())
+        );
+        assert_eq!(store.scan("session:").await.expect("scan"), vec![session]);
+    }
+
+    /// Removing a volatile record that reached the file waits for the disk: when `remove`
+    /// returns, the removal is flushed (nothing left in memory), and it stays removed after
+    /// the file is opened again. One that never reached the file is removed in memory alone.
+    #[actix_web::test]
+    async fn removing_a_flushed_volatile_record_reaches_the_disk_before_it_returns() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db.redb");
+        let store = EmbeddedStore::open(&path).expect("opens");
+        let (old, new) = (keys::session("old"), keys::session("new"));
+        store.put_volatile(&old, b"o", None).await.expect("put");
+        flushed(&store).await;
+        store.put_volatile(&new, b"n", None).await.expect("put");
+
+        assert_eq!(
+            store.remove(&old).await.expect("remove"),
+            Some(b"o".to_vec())
+        );
+        assert!(
+            store.get(&new).await.expect("get").is_some(),
+            "the other record is untouched"
+        );
+        assert_eq!(
+            store.remove(&new).await.expect("remove"),
+            Some(b"n".to_vec())
+        );
+        assert_eq!(
+            store.remove(&new).await.expect("remove"),
+            None,
+            "removed once"
+        );
+        assert_eq!(store.get(&old).await.expect("get"), None);
+        drop(store);
+
+        let again = EmbeddedStore::open(&path).expect("opens again");
+        assert_eq!(again.get(&old).await.expect("get"), None);
+        assert_eq!(again.get(&new).await.expect("get"), None);
+        assert!(again.scan("").await.expect("scan").is_empty());
+    }
+
+    /// A code taken while in memory, and one taken after it went to the file: each exactly
+    /// once among concurrent takers, and the mark it leaves is what a replay sees.
+    #[actix_web::test]
+    async fn codes_are_taken_once_from_memory_and_from_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = EmbeddedStore::open(&dir.path().join("db.redb")).expect("opens");
+        let flushed_code = keys::code("c-flushed");
+        let fresh_code = keys::code("c-fresh");
+        let live = kv::live("client", b"record");
+        let ttl = Some(Duration::from_secs(60));
+        store
+            .put_volatile(&flushed_code, &live, ttl)
+            .await
+            .expect("put");
+        flushed(&store).await;
+        store
+            .put_volatile(&fresh_code, &live, ttl)
+            .await
+            .expect("put");
+
+        for key in [&flushed_code, &fresh_code] {
+            let takes = futures_util::future::join_all((0..32).map(|i| {
+                let store = store.clone();
+                let key = key.clone();
+                async move {
+                    store
+                        .take_once(
+                            &key,
+                            "client",
+                            i,
+                            Duration::from_secs(60),
+                            Durability::Volatile,
+                        )
+                        .await
+                        .expect("take")
+                }
+            }))
+            .await;
+            let taken: Vec<&Once> = takes
+                .iter()
+                .filter(|o| matches!(o, Once::Taken(_)))
+                .collect();
+            assert_eq!(taken, vec![&Once::Taken(live.clone())], "{key}");
+            assert!(
+                takes
+                    .iter()
+                    .all(|o| matches!(o, Once::Taken(_) | Once::Used(_))),
+                "{key}: every other taker sees the mark"
+            );
+            let replay = store
+                .take_once(
+                    key,
+                    "client",
+                    99,
+                    Duration::from_secs(60),
+                    Durability::Volatile,
+                )
+                .await
+                .expect("take");
+            assert!(matches!(replay, Once::Used(_)), "{key}: {replay:?}");
+        }
     }
 
     #[actix_web::test]

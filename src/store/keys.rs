@@ -49,3 +49,13 @@ pub fn upstream(state: &str) -> String {
 }
 /// The access-token signing keys, all in one record.
 pub const SIGNING_KEYS: &str = "meta:signing_keys";
+
+/// Whether `key` holds a record a crash may lose without harm: a pending request, a session, a
+/// code (or the mark it leaves), a fetched metadata document. The embedded backend keeps these
+/// in memory and writes them to disk in the background (`store/hot.rs`); the typed operations
+/// write them with `put_volatile` and take codes with `Durability::Volatile`.
+pub fn volatile(key: &str) -> bool {
+    ["pending:", "session:", "code:", "cimd:"]
+        .iter()
+        .any(|p| key.starts_with(p))
+}

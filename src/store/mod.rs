@@ -6,6 +6,7 @@
 //! single one of them, so it is one atomic step on every backend.
 
 pub mod embedded;
+mod hot;
 mod keys;
 pub mod kv;
 pub mod memory;
@@ -571,6 +572,7 @@ impl Store {
                 settings.redis_mode,
                 &settings.key_prefix,
                 timeout,
+                settings.redis_client_cache,
             )?),
         };
         Ok(Self::new(backend, timeout))

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::caching::{CacheConfig, CacheMode};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue};
+use redis::{Cmd, CommandCacheConfig, FromRedisValue};
 
 use super::StoreError;
 use super::kv::{Durability, Entry, Kv, Once};
@@ -39,6 +40,20 @@ enum Conn {
 /// How many connections to a single Redis one store may open: one per thread that uses it,
 /// up to this many (threads beyond it share).
 const MANAGERS: usize = 16;
+
+/// The client-record cache (`storage.redis_client_cache`), per connection: Redis tracks the
+/// keys each connection read and, when one changes (by any process), sends that connection an
+/// invalidation message, which drops the entry; a reconnect drops them all (the messages sent
+/// meanwhile are lost). Records and "no such client" answers alike: an unknown client's
+/// `/authorize` — the answer a restarted or misconfigured client hammers — then costs no round
+/// trip. The lifetime bounds what a lost message could leave stale.
+const CACHE_ENTRIES: std::num::NonZeroUsize = std::num::NonZeroUsize::new(10_000).unwrap();
+const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Keys whose reads may be answered from the client cache: client records only.
+fn cacheable(key: &str) -> bool {
+    key.starts_with(super::keys::CLIENT)
+}
 
 /// Per-thread connections to a single Redis. Each actix worker is a single-threaded runtime; a
 /// connection's driver task runs on the runtime of the thread that first used it. With one
@@ -206,16 +221,33 @@ impl RedisStore {
         mode: RedisMode,
         prefix: &str,
         timeout: Duration,
+        client_cache: bool,
     ) -> Result<Self, StoreError> {
         let bad_url = |e: redis::RedisError| StoreError::Config(format!("storage.redis_url: {e}"));
         let conn = match mode {
             RedisMode::Single => {
-                let client = redis::Client::open(url).map_err(bad_url)?;
-                let config = ConnectionManagerConfig::new()
+                let mut client = redis::Client::open(url).map_err(bad_url)?;
+                let mut config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
                     .set_number_of_retries(2)
                     .set_max_delay(Duration::from_millis(500));
+                if client_cache {
+                    // Client tracking needs RESP3 (its invalidation messages are RESP3 pushes).
+                    let info = client.get_connection_info().clone();
+                    let resp3 = info
+                        .redis_settings()
+                        .clone()
+                        .set_protocol(redis::ProtocolVersion::RESP3);
+                    client =
+                        redis::Client::open(info.set_redis_settings(resp3)).map_err(bad_url)?;
+                    config = config.set_cache_config(
+                        CacheConfig::new()
+                            .set_mode(CacheMode::OptIn)
+                            .set_size(CACHE_ENTRIES)
+                            .set_default_client_ttl(CACHE_TTL),
+                    );
+                }
                 let managers = (0..MANAGERS)
                     .map(|_| {
                         ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
@@ -289,7 +321,13 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[3])
 
 impl Kv for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.query(redis::cmd("GET").arg(self.key(key))).await
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(key));
+        if cacheable(key) {
+            // Used only where the connection has a cache (a single server with the setting on).
+            cmd.set_cache_config(CommandCacheConfig::new().set_enable_cache(true));
+        }
+        self.query(&cmd).await
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {

@@ -162,6 +162,92 @@ async fn deleted_client_is_unregistered_on_every_backend() {
     }
 }
 
+/// How many GETs the Redis server has executed (INFO commandstats).
+fn redis_gets(redis: &RedisServer) -> u64 {
+    let out = std::process::Command::new("redis-cli")
+        .arg("-s")
+        .arg(&redis.socket)
+        .args(["INFO", "commandstats"])
+        .output()
+        .expect("redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+/// Polls `authorize_status` until it is `want`; how long that took, or `None` after 3 s.
+async fn becomes(app: &TestApp, client_id: &str, want: u16) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        if authorize_status(app, client_id).await == want {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+/// The Redis client cache (`storage.redis_client_cache`, on by default): a process answers
+/// repeated lookups of a client — here an unknown one, the answer a misconfigured client
+/// hammers — from memory, without a round trip; yet a client registered or deleted by another
+/// process is seen at once (Redis's invalidation message), long before the cache's own 60 s
+/// lifetime could hide the change.
+#[actix_web::test]
+async fn redis_client_cache_answers_from_memory_and_sees_other_processes_changes_at_once() {
+    let backend = Backend::redis();
+    let app = backend.spawn().await;
+    let other_process = backend.store();
+    let redis = backend.redis.as_ref().expect("redis");
+
+    assert_eq!(authorize_status(&app, "cached-client").await, 400);
+    let before = redis_gets(redis);
+    for _ in 0..20 {
+        assert_eq!(authorize_status(&app, "cached-client").await, 400);
+    }
+    let gets = redis_gets(redis) - before;
+
+    other_process
+        .put_client(&client("cached-client"), None)
+        .await
+        .expect("registered elsewhere");
+    let seen_registered = becomes(&app, "cached-client", 302).await;
+    other_process
+        .delete_client("cached-client")
+        .await
+        .expect("deleted elsewhere");
+    let seen_deleted = becomes(&app, "cached-client", 400).await;
+
+    assert!(gets <= 1, "20 lookups of a cached answer cost {gets} GETs");
+    let seen_registered = seen_registered.expect("the registration is seen");
+    let seen_deleted = seen_deleted.expect("the deletion is seen");
+    assert!(
+        seen_registered < Duration::from_secs(1) && seen_deleted < Duration::from_secs(1),
+        "changes seen after {seen_registered:?} and {seen_deleted:?}"
+    );
+    app.stop().await;
+}
+
+/// With the cache off, every lookup is a GET (the setting is honoured).
+#[actix_web::test]
+async fn redis_client_cache_can_be_turned_off() {
+    let mut backend = Backend::redis();
+    backend
+        .overrides
+        .push(("storage.redis_client_cache".into(), "false".into()));
+    let app = backend.spawn().await;
+    let redis = backend.redis.as_ref().expect("redis");
+
+    let before = redis_gets(redis);
+    for _ in 0..20 {
+        assert_eq!(authorize_status(&app, "uncached-client").await, 400);
+    }
+
+    assert_eq!(redis_gets(redis) - before, 20);
+    app.stop().await;
+}
+
 #[actix_web::test]
 async fn registrations_survive_a_restart_on_embedded_and_redis() {
     for backend in [Backend::embedded(), Backend::redis()] {
