@@ -443,13 +443,20 @@ impl Reply {
         Some(body[start..start + len].to_owned())
     }
 
+    /// The cookies a browser would send back: the session, and the browser binding of the
+    /// pending request (docs/behaviour.md §11); `None` without a session.
     fn session_cookie(&self) -> Option<String> {
-        self.headers
+        let cookies: Vec<&str> = self
+            .headers
             .get_all("set-cookie")
             .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("doorman_session="))
-            .and_then(|line| line.split(';').next())
-            .map(str::to_owned)
+            .filter(|v| v.starts_with("doorman_"))
+            .filter_map(|line| line.split(';').next())
+            .collect();
+        cookies
+            .iter()
+            .any(|c| c.starts_with("doorman_session="))
+            .then(|| cookies.join("; "))
     }
 
     fn location_param(&self, name: &str) -> Option<String> {
@@ -675,10 +682,14 @@ async fn worker(ctx: Rc<Ctx>) {
             ctx.unexpected(format!("no consent form for {client_id}"));
             continue;
         };
+        // As a browser sends it: a form POST from Doorman's own page carries its Origin
+        // (docs/behaviour.md §11: a POST from another site is refused).
         let req = ctx
             .http
             .post(format!("{}/consent", ctx.bases[p]))
-            .insert_header(("cookie", cookie));
+            .insert_header(("cookie", cookie))
+            .insert_header(("origin", ctx.bases[p].as_str()))
+            .insert_header(("sec-fetch-site", "same-origin"));
         let form = [
             ("request", request.as_str()),
             ("csrf_token", csrf.as_str()),
