@@ -728,10 +728,13 @@ async fn worker(ctx: Rc<Ctx>) {
 async fn verify(ctx: Rc<Ctx>, next: Rc<Cell<usize>>, lost: Rc<RefCell<Vec<String>>>) {
     loop {
         let i = next.get();
-        let Some((id, token)) = ctx.tally.borrow().acked.get(i).cloned() else {
+        let Some((id, mut token)) = ctx.tally.borrow().acked.get(i).cloned() else {
             return;
         };
         next.set(i + 1);
+        // Every RFC 7592 answer carries a new registration access token and ends the old one
+        // (docs/security.md), so each read uses the token the previous one returned — which
+        // also checks that a rotation made through one process holds on the other.
         for base in &ctx.bases {
             let mut found = false;
             // A transport hiccup is retried; an answer other than 200 is not.
@@ -742,7 +745,11 @@ async fn verify(ctx: Rc<Ctx>, next: Rc<Cell<usize>>, lost: Rc<RefCell<Vec<String
                     .insert_header(("authorization", format!("Bearer {token}")));
                 match ctx.send(Step::Verify, req, None, None).await {
                     Some(r) => {
-                        found = r.status == 200 && r.json()["client_id"] == id.as_str();
+                        let doc = r.json();
+                        found = r.status == 200 && doc["client_id"] == id.as_str();
+                        if let Some(next) = doc["registration_access_token"].as_str() {
+                            token = next.to_owned();
+                        }
                         break;
                     }
                     None => sleep_ms(100).await,

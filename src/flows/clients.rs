@@ -46,7 +46,7 @@ pub async fn find(ctx: &Ctx<'_>, client_id: &str) -> Result<Lookup, Problem> {
     if ctx.settings.cimd.enabled && cimd::is_document_url(client_id) {
         return super::cimd::resolve(ctx, client_id).await;
     }
-    Ok(match ctx.store.client(client_id).await? {
+    Ok(match ctx.store.client_cached(client_id).await? {
         Some(c) => Lookup::Found(Box::new(c)),
         None => Lookup::NotFound,
     })
@@ -339,7 +339,12 @@ pub async fn mark_used(ctx: &Ctx<'_>, client: &Client) -> Result<(), Problem> {
     {
         return Ok(());
     }
-    let mut client = client.clone();
+    // Written back from an exact read: `client` may come from the Redis client cache, and a
+    // change made by another process an instant ago (a rotated registration access token)
+    // must not be overwritten with what came before it.
+    let Some(mut client) = ctx.store.client(&client.client_id).await? else {
+        return Ok(());
+    };
     client.used = true;
     client.last_used = ctx.now;
     client.expires_at = expiry(ctx, &client);

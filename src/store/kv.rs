@@ -44,6 +44,11 @@ pub struct Entry<'a> {
 #[allow(async_fn_in_trait)]
 pub trait Kv {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// `get` that a backend with a client-side cache may answer from it (Redis with
+    /// `storage.redis_client_cache`): for reads that nothing is written back from.
+    async fn get_cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(key).await
+    }
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
     /// `put` for a record a crash may lose without harm (a pending sign-in, a session, a code
     /// living minutes): a backend that writes to disk may answer before the write is durable.

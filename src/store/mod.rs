@@ -65,6 +65,11 @@ pub trait Backend {
     /// long the store keeps it (`None`: until it is deleted).
     async fn put_client(&self, client: &Client, ttl: Option<Duration>) -> Result<(), StoreError>;
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+    /// `client` for the request paths that only read it (authorize, token, revoke,
+    /// introspect): the Redis backend may answer from its client cache, which another
+    /// process's change reaches with Redis's invalidation message — a millisecond or so after
+    /// the change, so never read-modify-write what this returns (`client` is exact).
+    async fn client_cached(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     /// Whether there was a client to delete.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
     /// Every client id, sorted (administration).
@@ -209,6 +214,11 @@ impl<K: Kv> Backend for K {
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         get_json(self, &keys::client(client_id)).await
+    }
+
+    async fn client_cached(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let key = keys::client(client_id);
+        read(&key, self.get_cached(&key).await?)
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
@@ -635,6 +645,17 @@ impl Kv for Store {
         };
         self.latency.observe(started.elapsed());
         result
+    }
+    async fn get_cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backends::Redis(s) => {
+                let started = std::time::Instant::now();
+                let result = self.deadline(s.get_cached(key)).await;
+                self.latency.observe(started.elapsed());
+                result
+            }
+            _ => self.get(key).await,
+        }
     }
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         dispatch!(self, put(key, value, ttl))

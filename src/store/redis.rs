@@ -321,10 +321,15 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[3])
 
 impl Kv for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.query(redis::cmd("GET").arg(self.key(key))).await
+    }
+
+    /// From the connection's client cache when it has one (a single server with the setting
+    /// on) and the key is a client record; else a GET.
+    async fn get_cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.key(key));
         if cacheable(key) {
-            // Used only where the connection has a cache (a single server with the setting on).
             cmd.set_cache_config(CommandCacheConfig::new().set_enable_cache(true));
         }
         self.query(&cmd).await

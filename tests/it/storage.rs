@@ -229,6 +229,45 @@ async fn redis_client_cache_answers_from_memory_and_sees_other_processes_changes
     app.stop().await;
 }
 
+/// What is written back is read exactly, never from the client cache: a registration access
+/// token rotated through one process (RFC 7592 read) holds at once on another process that has
+/// the client cached — the new token works there, the old one does not.
+#[actix_web::test]
+async fn a_rotation_through_one_process_holds_on_another_that_cached_the_client() {
+    let backend = Backend::redis();
+    let (a, b) = (backend.spawn().await, backend.spawn().await);
+    let (client_id, uri, old) = register(&a).await;
+    assert_eq!(
+        authorize_status(&b, &client_id).await,
+        302,
+        "b has it cached"
+    );
+    let path = uri
+        .split_once("/register/")
+        .map(|(_, id)| format!("/register/{id}"))
+        .expect("path");
+    let read = |app: &TestApp, bearer: String| {
+        let req = app.get(&path).insert_header(("authorization", bearer));
+        async move { req.send().await.expect("GET") }
+    };
+
+    let mut first = read(&a, old.clone()).await;
+    let new = format!(
+        "Bearer {}",
+        json(&mut first).await["registration_access_token"]
+            .as_str()
+            .expect("a new token")
+    );
+    let with_old = read(&b, old).await.status();
+    let with_new = read(&b, new).await.status();
+
+    assert_eq!(first.status(), 200);
+    assert_eq!(with_old, 401, "the old token ended with the rotation");
+    assert_eq!(with_new, 200, "the new token works on the other process");
+    a.stop().await;
+    b.stop().await;
+}
+
 /// With the cache off, every lookup is a GET (the setting is honoured).
 #[actix_web::test]
 async fn redis_client_cache_can_be_turned_off() {
