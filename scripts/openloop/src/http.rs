@@ -318,6 +318,17 @@ mod tests {
         }
     }
 
+    /// Every shorter prefix of `buf` is incomplete, never an answer.
+    fn every_prefix_incomplete(buf: &[u8]) {
+        for n in 0..buf.len() {
+            assert_eq!(
+                parse_response(&buf[..n], false, false),
+                Ok(Outcome::Incomplete),
+                "{n}"
+            );
+        }
+    }
+
     #[test]
     fn urls() {
         let u = parse_url("http://127.0.0.1:8080/authorize?client_id=x&a=b").unwrap();
@@ -369,14 +380,7 @@ mod tests {
                 close: false
             }
         );
-        // Every shorter prefix is incomplete, never an answer.
-        for n in 0..a.len() {
-            assert_eq!(
-                parse_response(&a[..n], false, false),
-                Ok(Outcome::Incomplete),
-                "{n}"
-            );
-        }
+        every_prefix_incomplete(a);
         // Closed before the body's end: an error, not an answer.
         assert!(parse_response(&a[..a.len() - 1], true, false).is_err());
         assert!(parse_response(b"", true, false).is_err());
@@ -402,13 +406,7 @@ mod tests {
                 close: false
             }
         );
-        for n in 0..a.len() {
-            assert_eq!(
-                parse_response(&a[..n], false, false),
-                Ok(Outcome::Incomplete),
-                "{n}"
-            );
-        }
+        every_prefix_incomplete(a);
         // Chunked wins over a Content-Length (RFC 9112 §6.3).
         let a = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n";
         assert_eq!(complete(a).len, a.len());
