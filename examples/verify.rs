@@ -94,7 +94,7 @@ async fn run(backend: &str, n: u32) {
     );
 
     let token = key.pair.sign(&claims).unwrap();
-    let opaque = doorman::secret::random_token();
+    let opaque = doorman::secret::ordered_token();
     for t in [&token, &opaque] {
         ctx.store
             .put_token(TokenKind::Access, t, &record, Duration::from_secs(3600))

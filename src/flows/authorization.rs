@@ -258,7 +258,7 @@ pub(super) async fn new_pending(
     binding: &str,
     request: Option<AuthRequest>,
 ) -> Result<(String, PendingRequest), Problem> {
-    let request_id = secret::random_token();
+    let request_id = secret::ordered_token();
     let pending = PendingRequest {
         csrf: secret::random_token(),
         browser: secret::hash(binding),
@@ -363,7 +363,7 @@ async fn code_redirect(
     after_form: bool,
 ) -> Result<Next, Problem> {
     clients::mark_used(ctx, client).await?;
-    let code = secret::random_token();
+    let code = secret::ordered_token();
     let ttl = ctx.settings.tokens.code_ttl;
     let record = AuthCode {
         client_id: request.client_id.clone(),
@@ -374,7 +374,7 @@ async fn code_redirect(
         resource: request.resource.clone(),
         username: session.username.clone(),
         expires_at: ctx.now + ttl,
-        family_id: secret::random_id(),
+        family_id: secret::ordered_id(),
         grant_id: Some(grant.id.clone()),
         upstream: session.upstream.clone(),
     };

@@ -308,7 +308,7 @@ pub async fn create(
     let client_secret = metadata.is_confidential().then(secret::random_token);
     let registration_access_token = secret::random_token();
     let mut client = Client {
-        client_id: secret::random_id(),
+        client_id: secret::ordered_id(),
         secret_hash: client_secret.as_deref().map(secret::hash),
         registration_token_hash: secret::hash(&registration_access_token),
         metadata,

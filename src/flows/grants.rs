@@ -73,7 +73,7 @@ pub async fn approve(
     let mut grant = match current(ctx, username, &request.client_id).await? {
         Some(g) => g,
         None => Grant {
-            id: secret::random_id(),
+            id: secret::ordered_id(),
             client_id: request.client_id.clone(),
             scopes: Vec::new(),
             resource: None,

@@ -125,7 +125,7 @@ pub async fn start(
     username: &str,
     upstream: Option<Upstream>,
 ) -> Result<(SignedIn, NewSession), Problem> {
-    let id = secret::random_token();
+    let id = secret::ordered_token();
     let session = Session {
         username: username.to_owned(),
         auth_time: ctx.now,

@@ -179,12 +179,12 @@ async fn issue(
         expires_at: ctx.now + t.access_ttl,
     };
     let access = match t.format {
-        TokenFormat::Opaque => secret::random_token(),
+        TokenFormat::Opaque => secret::ordered_token(),
         TokenFormat::Jwt => jwt_for(ctx, &record).await?,
     };
     let refresh = match (refresh_scopes, family_id) {
         (Some(scopes), Some(_)) => Some((
-            secret::random_token(),
+            secret::ordered_token(),
             Token {
                 scopes: scopes.to_vec(),
                 expires_at: ctx.now + t.refresh_ttl,
@@ -237,7 +237,7 @@ async fn jwt_for(ctx: &Ctx<'_>, record: &Token) -> Result<String, Problem> {
         scope: scope::join(&record.scopes),
         exp: record.expires_at,
         iat: record.issued_at,
-        jti: secret::random_id(),
+        jti: secret::ordered_id(),
         family: record.family_id.clone(),
         idp: record.upstream.as_ref().map(|u| u.provider.clone()),
         name: record.upstream.as_ref().and_then(|u| u.name.clone()),

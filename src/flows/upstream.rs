@@ -407,7 +407,7 @@ pub async fn depart(
                 .clone(),
             ProviderKind::Github => provider.authorize_url().to_owned(),
         };
-        let state = secret::random_token();
+        let state = secret::ordered_token();
         let nonce = secret::random_token();
         let verifier = secret::random_token();
         let (binding, new_binding) = match browser.cookie(UPSTREAM_COOKIE) {

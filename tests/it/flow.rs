@@ -547,7 +547,9 @@ async fn password_mode_signs_in_asks_consent_and_redirects_with_code_state_and_i
     assert_eq!(done.status, 303, "{}", done.body);
     assert!(done.header("location").starts_with(&format!("{REDIRECT}?")));
     let query = done.location_params();
-    assert_eq!(query["code"].len(), 43);
+    // 256 random bits after the time it was made (docs/behaviour.md §2).
+    assert_eq!(query["code"].len(), doorman::secret::ORDERED_TOKEN_LEN);
+    assert!(doorman::secret::order_of(&query["code"]).is_some());
     assert_eq!(query["state"], STATE);
     assert_eq!(query["iss"], app.issuer);
 }
@@ -913,7 +915,9 @@ async fn the_code_grant_returns_bearer_tokens_that_are_never_cached() {
     );
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
-    assert_eq!(field(&body, "refresh_token").len(), 43);
+    let refresh = field(&body, "refresh_token");
+    assert_eq!(refresh.len(), doorman::secret::ORDERED_TOKEN_LEN);
+    assert!(doorman::secret::order_of(refresh).is_some());
     assert_ne!(body["access_token"], body["refresh_token"]);
     assert_eq!(body["scope"], "mcp");
 }

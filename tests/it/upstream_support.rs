@@ -516,7 +516,7 @@ async fn gh_authorize(req: HttpRequest, state: Shared) -> HttpResponse {
     {
         return HttpResponse::BadRequest().body("unknown client or no S256");
     }
-    let code = doorman::secret::random_id();
+    let code = doorman::secret::ordered_id();
     state
         .lock()
         .expect("lock")
