@@ -49,8 +49,10 @@ pub fn random_id() -> String {
 /// or pending request id): the time part, then 256 random bits (`ORDERED_TOKEN_LEN`
 /// characters).
 pub fn ordered_token() -> String {
-    let mut out = now_part();
-    out.push_str(&random_token());
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut out = now_part(ORDERED_TOKEN_LEN);
+    URL_SAFE_NO_PAD.encode_string(bytes, &mut out);
     out
 }
 
@@ -59,7 +61,7 @@ pub fn ordered_token() -> String {
 pub fn ordered_id() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
-    let mut out = now_part();
+    let mut out = now_part(ORDERED_ID_LEN);
     URL_SAFE_NO_PAD.encode_string(bytes, &mut out);
     out
 }
@@ -74,12 +76,16 @@ fn time_part(s: &str, len: usize) -> Option<&str> {
     (s.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(part)
 }
 
-fn now_part() -> String {
+/// The time part, in a string with room for `len` characters (one allocation per secret).
+fn now_part(len: usize) -> String {
+    use std::fmt::Write;
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
+    let mut out = String::with_capacity(len);
     // Masked to the width, so that a clock past 2527 wraps instead of widening the part.
-    format!("{:011x}", ms & 0xfff_ffff_ffff)
+    let _ = write!(out, "{:011x}", ms & 0xfff_ffff_ffff);
+    out
 }
 
 /// The time part of an `ordered_token`, or `None` for anything else (a secret made before
@@ -130,7 +136,7 @@ mod tests {
 
     #[test]
     fn ordered_secrets_and_ids_begin_with_their_time_and_sort_by_it() {
-        let before = now_part();
+        let before = now_part(ORDER_LEN);
         let first = ordered_token();
         std::thread::sleep(std::time::Duration::from_millis(2));
         let second = ordered_token();
