@@ -208,9 +208,14 @@ fn encode_at(value: &[u8], ttl: Option<Duration>, now_ms: u64) -> Vec<u8> {
 }
 
 fn decode(raw: &[u8], now: u64) -> Option<Vec<u8>> {
+    payload(raw, now).map(<[u8]>::to_vec)
+}
+
+/// The stored value of a live entry, in place.
+fn payload(raw: &[u8], now: u64) -> Option<&[u8]> {
     let (exp, payload) = raw.split_at_checked(8)?;
     let exp = u64::from_be_bytes(exp.try_into().ok()?);
-    (exp == 0 || exp > now).then(|| payload.to_vec())
+    (exp == 0 || exp > now).then_some(payload)
 }
 
 impl EmbeddedStore {
@@ -518,8 +523,18 @@ impl Kv for EmbeddedStore {
         self.write(op).await.map(|_| ())
     }
 
+    /// A field read where the map lies in the file, without copying the whole map first (a
+    /// person's grants are read on every authorization and code exchange, and may be many).
     async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.get(key).await?.and_then(|v| kv::map_field(&v, field)))
+        if keys::volatile(key) {
+            return Ok(self.get(key).await?.and_then(|v| kv::map_field(&v, field)));
+        }
+        let now = now_ms();
+        Ok(self
+            .file_read(key, |raw| {
+                payload(raw, now).and_then(|map| kv::map_field_ref(map, field).map(<[u8]>::to_vec))
+            })?
+            .flatten())
     }
 
     async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {

@@ -216,10 +216,16 @@ fn map_pairs(mut bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 /// `decode_map(bytes).remove(field)` without decoding the other fields: a person's map of
 /// grants is read on every authorization and token, and may hold many.
 pub fn map_field(bytes: &[u8], field: &str) -> Option<Vec<u8>> {
+    map_field_ref(bytes, field).map(<[u8]>::to_vec)
+}
+
+/// `map_field` without copying: the value as it lies in `bytes` (the last pair with `field`,
+/// as `decode_map` keeps it).
+pub fn map_field_ref<'a>(bytes: &'a [u8], field: &str) -> Option<&'a [u8]> {
     map_pairs(bytes)
         .filter(|(f, _)| *f == field.as_bytes())
         .last()
-        .map(|(_, v)| v.to_vec())
+        .map(|(_, v)| v)
 }
 
 /// `encode_map` of `decode_map(bytes)` with `field` set to `value` (or removed, for `None`),
@@ -301,6 +307,10 @@ mod tests {
                     let whole = decode_map(&bytes);
 
                     prop_assert_eq!(map_field(&bytes, field), whole.get(field).cloned());
+                    prop_assert_eq!(
+                        map_field_ref(&bytes, field),
+                        whole.get(field).map(Vec::as_slice)
+                    );
                     let mut expected = whole.clone();
                     let had = match &value {
                         Some(v) => expected.insert(field.to_owned(), v.clone()).is_some(),
