@@ -49,19 +49,20 @@ pub fn random_id() -> String {
 /// or pending request id): the time part, then 256 random bits (`ORDERED_TOKEN_LEN`
 /// characters).
 pub fn ordered_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let mut out = now_part(ORDERED_TOKEN_LEN);
-    URL_SAFE_NO_PAD.encode_string(bytes, &mut out);
-    out
+    ordered::<32>(ORDERED_TOKEN_LEN)
 }
 
 /// An identifier: the time part, then 128 random bits in base64url (33 characters). Client
 /// identifiers are public, but not guessable.
 pub fn ordered_id() -> String {
-    let mut bytes = [0u8; 16];
+    ordered::<16>(ORDERED_ID_LEN)
+}
+
+/// The time part, then `N` random bytes in base64url: `len` characters in all.
+fn ordered<const N: usize>(len: usize) -> String {
+    let mut bytes = [0u8; N];
     rand::rng().fill_bytes(&mut bytes);
-    let mut out = now_part(ORDERED_ID_LEN);
+    let mut out = now_part(len);
     URL_SAFE_NO_PAD.encode_string(bytes, &mut out);
     out
 }

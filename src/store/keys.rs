@@ -17,26 +17,27 @@ pub fn client(client_id: &str) -> String {
     // `concat` rather than `format!`: this runs on every authorization request.
     [CLIENT, client_id].concat()
 }
-/// `prefix`, the time part of `secret` when it has one, its hash.
-fn hashed(prefix: &str, order: Option<&str>, secret: &str) -> String {
-    [prefix, order.unwrap_or(""), &hash(secret)].concat()
+/// `prefix`, the time part of `secret` when it has one (`order`, else its own), its hash.
+fn hashed_at(prefix: &str, order: Option<&str>, secret: &str) -> String {
+    let order = order.or_else(|| secret::order_of(secret)).unwrap_or("");
+    [prefix, order, &hash(secret)].concat()
+}
+fn hashed(prefix: &str, secret: &str) -> String {
+    hashed_at(prefix, None, secret)
 }
 pub fn pending(id: &str) -> String {
-    hashed("pending:", secret::order_of(id), id)
+    hashed("pending:", id)
 }
 pub fn session(id: &str) -> String {
-    hashed("session:", secret::order_of(id), id)
+    hashed("session:", id)
 }
 pub fn code(code: &str) -> String {
-    hashed("code:", secret::order_of(code), code)
+    hashed("code:", code)
 }
 pub fn token(kind: TokenKind, token: &str) -> String {
     match kind {
-        TokenKind::Access => match jwt_order(token) {
-            Some(order) => hashed("at:", Some(&order), token),
-            None => hashed("at:", secret::order_of(token), token),
-        },
-        TokenKind::Refresh => hashed("rt:", secret::order_of(token), token),
+        TokenKind::Access => hashed_at("at:", jwt_order(token).as_deref(), token),
+        TokenKind::Refresh => hashed("rt:", token),
     }
 }
 
@@ -80,7 +81,7 @@ pub fn document_fetch(url: &str) -> String {
 }
 /// An upstream sign-in round trip, under the hash of its `state`.
 pub fn upstream(state: &str) -> String {
-    hashed("upstream:", secret::order_of(state), state)
+    hashed("upstream:", state)
 }
 /// The access-token signing keys, all in one record.
 pub const SIGNING_KEYS: &str = "meta:signing_keys";
