@@ -32,6 +32,14 @@ use super::{StoreError, keys};
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 
+/// The fields of the maps (`Kv::map_set`; a person's grants, a field per client): one entry per
+/// (map key, field), so that reading or writing one field costs the same however many fields
+/// the map has. The map's expiry lives in its head, the entry of `KV` under the map key (the
+/// expiry and no payload): a field counts only while its map's head is live.
+const MAPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("maps");
+
+type MapTable = ReadOnlyTable<(&'static str, &'static str), &'static [u8]>;
+
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -50,7 +58,13 @@ pub struct EmbeddedStore {
     hot: Arc<Hot>,
 }
 
-type Snapshot = ReadOnlyTable<&'static str, &'static [u8]>;
+/// A read transaction kept from one read to the next, with its `KV` table, and its `MAPS` table
+/// once a read needed it.
+struct Snapshot {
+    txn: redb::ReadTransaction,
+    kv: ReadOnlyTable<&'static str, &'static [u8]>,
+    maps: Option<MapTable>,
+}
 
 /// Slots for read snapshots; a thread always uses the same one (see `Snapshots`).
 const SNAPSHOT_SLOTS: usize = 16;
@@ -239,7 +253,7 @@ impl EmbeddedStore {
                 other => StoreError::Backend(format!("cannot open {}: {other}", path.display())),
             })?;
         let db = Arc::new(db);
-        create_table(&db)?;
+        prepare(&db)?;
         let snapshots = Arc::new(Snapshots::new());
         let hot = Arc::new(Hot::new());
         let (queue, jobs) = mpsc::channel();
@@ -299,14 +313,55 @@ impl EmbeddedStore {
         read: impl FnOnce(&[u8]) -> T,
     ) -> Result<Option<T>, StoreError> {
         let mut slot = self.snapshots.mine();
-        let table = match &mut *slot {
-            Some(table) => table,
-            None => {
-                let txn = self.db.begin_read().map_err(backend)?;
-                slot.insert(txn.open_table(KV).map_err(backend)?)
-            }
+        let snapshot = self.snapshot(&mut slot)?;
+        Ok(snapshot
+            .kv
+            .get(key)
+            .map_err(backend)?
+            .map(|v| read(v.value())))
+    }
+
+    /// The calling thread's snapshot (see `Snapshots`), begun now if it has none.
+    fn snapshot<'s>(&self, slot: &'s mut Option<Snapshot>) -> Result<&'s mut Snapshot, StoreError> {
+        if slot.is_none() {
+            let txn = self.db.begin_read().map_err(backend)?;
+            let kv = txn.open_table(KV).map_err(backend)?;
+            *slot = Some(Snapshot {
+                txn,
+                kv,
+                maps: None,
+            });
+        }
+        slot.as_mut()
+            .ok_or_else(|| backend("the read snapshot vanished"))
+    }
+
+    /// Reads the fields of the map under `key` with `read` through the calling thread's
+    /// snapshot, when the map is live (its head, in `KV`, has not expired); `None` otherwise.
+    fn map_read<T>(
+        &self,
+        key: &str,
+        read: impl FnOnce(&MapTable) -> Result<T, redb::StorageError>,
+    ) -> Result<Option<T>, StoreError> {
+        debug_assert!(keys::map(key), "{key} is not a map's key");
+        let mut slot = self.snapshots.mine();
+        let snapshot = self.snapshot(&mut slot)?;
+        let now = now_ms();
+        let live = snapshot
+            .kv
+            .get(key)
+            .map_err(backend)?
+            .is_some_and(|head| payload(head.value(), now).is_some());
+        if !live {
+            return Ok(None);
+        }
+        let maps = match &mut snapshot.maps {
+            Some(maps) => maps,
+            None => snapshot
+                .maps
+                .insert(snapshot.txn.open_table(MAPS).map_err(backend)?),
         };
-        Ok(table.get(key).map_err(backend)?.map(|v| read(v.value())))
+        read(maps).map(Some).map_err(backend)
     }
 
     fn file_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -497,6 +552,8 @@ impl Kv for EmbeddedStore {
         }
     }
 
+    /// The field in `MAPS` and the map's head (its expiry, `ttl` from now) in `KV`, in one
+    /// durable commit.
     async fn map_set(
         &self,
         key: &str,
@@ -504,16 +561,7 @@ impl Kv for EmbeddedStore {
         value: &[u8],
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        if keys::volatile(key) {
-            let now = now_ms();
-            return self
-                .hot_update(key, true, |current| {
-                    let current = current.and_then(|c| decode(c, now)).unwrap_or_default();
-                    let (fields, _) = kv::map_with(&current, field, Some(value));
-                    (Some(Some(encode_at(&fields, Some(ttl), now))), ())
-                })
-                .await;
-        }
+        debug_assert!(keys::map(key), "{key} is not a map's key");
         let op = Op::MapSet {
             key: key.to_owned(),
             field: field.to_owned(),
@@ -523,45 +571,24 @@ impl Kv for EmbeddedStore {
         self.write(op).await.map(|_| ())
     }
 
-    /// A field read where the map lies in the file, without copying the whole map first (a
-    /// person's grants are read on every authorization and code exchange, and may be many).
+    /// One lookup of the head and one of the field, however many fields the map has (a
+    /// person's grants are read on every authorization and code exchange).
     async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if keys::volatile(key) {
-            return Ok(self.get(key).await?.and_then(|v| kv::map_field(&v, field)));
-        }
-        let now = now_ms();
         Ok(self
-            .file_read(key, |raw| {
-                payload(raw, now).and_then(|map| kv::map_field_ref(map, field).map(<[u8]>::to_vec))
+            .map_read(key, |maps| {
+                Ok(maps.get((key, field))?.map(|v| v.value().to_vec()))
             })?
             .flatten())
     }
 
     async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Ok(self
-            .get(key)
-            .await?
-            .map(|v| kv::decode_map(&v).into_iter().collect())
+            .map_read(key, |maps| fields_of(maps, key))?
             .unwrap_or_default())
     }
 
     async fn map_remove(&self, key: &str, field: &str) -> Result<bool, StoreError> {
-        if keys::volatile(key) {
-            let now = now_ms();
-            return self
-                .hot_update(key, true, |current| {
-                    match current.and_then(|raw| Some((raw.get(..8)?.to_vec(), decode(raw, now)?)))
-                    {
-                        Some((mut raw, payload)) => {
-                            let (fields, removed) = kv::map_with(&payload, field, None);
-                            raw.extend_from_slice(&fields);
-                            (removed.then_some(Some(raw)), removed)
-                        }
-                        None => (None, false),
-                    }
-                })
-                .await;
-        }
+        debug_assert!(keys::map(key), "{key} is not a map's key");
         let op = Op::MapRemove {
             key: key.to_owned(),
             field: field.to_owned(),
@@ -606,10 +633,39 @@ impl Kv for EmbeddedStore {
     }
 }
 
-/// Creates the table on a new file, so that reads find it.
-fn create_table(db: &Database) -> Result<(), StoreError> {
+/// Creates the tables on a new file, so that reads find them, and moves the maps an earlier
+/// Doorman kept as one record (every field in the payload under the map key) to `MAPS`, one
+/// entry per field, leaving the head; one transaction, so a crash in between changes nothing.
+fn prepare(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(backend)?;
-    txn.open_table(KV).map_err(backend)?;
+    {
+        let mut table = txn.open_table(KV).map_err(backend)?;
+        let mut maps = txn.open_table(MAPS).map_err(backend)?;
+        let now = now_ms();
+        for prefix in keys::MAPS.iter().copied() {
+            let mut whole = Vec::new();
+            for entry in table.range(prefix..).map_err(backend)? {
+                let (k, v) = entry.map_err(backend)?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                if v.value().len() > 8 {
+                    whole.push((k.value().to_owned(), v.value().to_vec()));
+                }
+            }
+            for (key, raw) in whole {
+                let Some(fields) = payload(&raw, now) else {
+                    table.remove(key.as_str()).map_err(backend)?;
+                    continue;
+                };
+                for (field, value) in kv::decode_map(fields) {
+                    maps.insert((key.as_str(), field.as_str()), value.as_slice())
+                        .map_err(backend)?;
+                }
+                table.insert(key.as_str(), &raw[..8]).map_err(backend)?;
+            }
+        }
+    }
     txn.commit().map_err(backend)
 }
 
@@ -733,6 +789,7 @@ fn commit<'a>(
     let mut results = Vec::new();
     {
         let mut table = txn.open_table(KV).map_err(backend)?;
+        let mut maps = txn.open_table(MAPS).map_err(backend)?;
         let now = now_ms();
         for (key, raw, _) in dirty {
             // An expired record need not reach the disk.
@@ -743,14 +800,55 @@ fn commit<'a>(
             .map_err(backend)?;
         }
         for op in ops {
-            results.push(apply(&mut table, op, now).map_err(backend)?);
+            results.push(apply(&mut table, &mut maps, op, now).map_err(backend)?);
         }
     }
     txn.commit().map_err(backend)?;
     Ok(results)
 }
 
-fn apply(table: &mut Table<&str, &[u8]>, op: &Op, now: u64) -> Result<Done, redb::StorageError> {
+/// Every field of the map under `key` in `MAPS`, with its value, in field order.
+fn fields_of(
+    maps: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    key: &str,
+) -> Result<Vec<(String, Vec<u8>)>, redb::StorageError> {
+    let mut out = Vec::new();
+    for entry in maps.range((key, "")..)? {
+        let (k, v) = entry?;
+        let (map, field) = k.value();
+        if map != key {
+            break;
+        }
+        out.push((field.to_owned(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// Removes every field of the map under `key` from `MAPS`.
+fn clear_fields(
+    maps: &mut Table<(&str, &str), &[u8]>,
+    key: &str,
+) -> Result<(), redb::StorageError> {
+    for (field, _) in fields_of(maps, key)? {
+        maps.remove((key, field.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Whether the map under `key` has any field left.
+fn has_fields(maps: &Table<(&str, &str), &[u8]>, key: &str) -> Result<bool, redb::StorageError> {
+    match maps.range((key, "")..)?.next() {
+        Some(entry) => Ok(entry?.0.value().0 == key),
+        None => Ok(false),
+    }
+}
+
+fn apply(
+    table: &mut Table<&str, &[u8]>,
+    maps: &mut Table<(&str, &str), &[u8]>,
+    op: &Op,
+    now: u64,
+) -> Result<Done, redb::StorageError> {
     Ok(match op {
         Op::Set { key, raw } => {
             table.insert(key.as_str(), raw.as_slice())?;
@@ -799,29 +897,28 @@ fn apply(table: &mut Table<&str, &[u8]>, op: &Op, now: u64) -> Result<Done, redb
             value,
             ttl,
         } => {
-            let current = table
+            let live = table
                 .get(key.as_str())?
-                .and_then(|v| decode(v.value(), now))
-                .unwrap_or_default();
-            let (fields, _) = kv::map_with(&current, field, Some(value));
-            let raw = encode_at(&fields, Some(*ttl), now);
-            table.insert(key.as_str(), raw.as_slice())?;
+                .is_some_and(|v| decode(v.value(), now).is_some());
+            // A map that lapsed starts empty, even if the purge has not yet removed its fields.
+            if !live {
+                clear_fields(maps, key)?;
+            }
+            table.insert(key.as_str(), encode_at(&[], Some(*ttl), now).as_slice())?;
+            maps.insert((key.as_str(), field.as_str()), value.as_slice())?;
             Done::Set
         }
         Op::MapRemove { key, field } => {
-            let current = table.get(key.as_str())?.and_then(|v| {
-                let raw = v.value();
-                let exp = raw.get(..8).map(|e| e.to_vec());
-                decode(raw, now).map(|payload| (exp, payload))
-            });
-            let Some((Some(exp), payload)) = current else {
+            let live = table
+                .get(key.as_str())?
+                .is_some_and(|v| decode(v.value(), now).is_some());
+            if !live {
                 return Ok(Done::Written(false));
-            };
-            let (fields, removed) = kv::map_with(&payload, field, None);
-            if removed {
-                let mut raw = exp;
-                raw.extend_from_slice(&fields);
-                table.insert(key.as_str(), raw.as_slice())?;
+            }
+            let removed = maps.remove((key.as_str(), field.as_str()))?.is_some();
+            // Like a Redis hash, a map whose last field goes is gone.
+            if removed && !has_fields(maps, key)? {
+                table.remove(key.as_str())?;
             }
             Done::Written(removed)
         }
@@ -833,6 +930,9 @@ fn apply(table: &mut Table<&str, &[u8]>, op: &Op, now: u64) -> Result<Done, redb
                     .is_some_and(|v| decode(v.value(), now).is_none());
                 if expired {
                     table.remove(key.as_str())?;
+                    if keys::map(key) {
+                        clear_fields(maps, key)?;
+                    }
                     removed += 1;
                 }
             }
@@ -1113,5 +1213,121 @@ mod tests {
         let again = EmbeddedStore::open(&path).expect("opens again");
 
         assert_eq!(again.get("k").await.expect("get"), Some(b"v".to_vec()));
+    }
+
+    /// The fields of the map under `key` as they lie in `MAPS`, read directly.
+    fn fields_in_file(store: &EmbeddedStore, key: &str) -> Vec<String> {
+        let txn = store.db.begin_read().expect("read");
+        let maps = txn.open_table(MAPS).expect("maps");
+        let fields = fields_of(&maps, key).expect("fields");
+        fields.into_iter().map(|(f, _)| f).collect()
+    }
+
+    /// A file written by an earlier Doorman kept a person's grants as one record; opening it
+    /// moves every field to its own entry, keeps the map's expiry, drops a lapsed map, and
+    /// loses nothing — also when the file is opened again.
+    #[actix_web::test]
+    async fn maps_kept_as_one_record_by_an_earlier_version_are_split_when_the_file_opens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db.redb");
+        let (alice, bob) = (keys::grants("alice"), keys::grants("bob"));
+        let map: std::collections::BTreeMap<String, Vec<u8>> = (0..300)
+            .map(|i| (format!("client-{i:03}"), format!("grant {i}").into_bytes()))
+            .collect();
+        {
+            let db = Database::create(&path).expect("creates");
+            let txn = db.begin_write().expect("write");
+            {
+                let mut table = txn.open_table(KV).expect("kv");
+                let live = encode(&kv::encode_map(&map), Some(Duration::from_secs(3600)));
+                table
+                    .insert(alice.as_str(), live.as_slice())
+                    .expect("insert");
+                let lapsed = encode_at(&kv::encode_map(&map), Some(Duration::ZERO), 1);
+                table
+                    .insert(bob.as_str(), lapsed.as_slice())
+                    .expect("insert");
+                table
+                    .insert("client:c", encode(b"c", None).as_slice())
+                    .expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+
+        for _ in 0..2 {
+            let store = EmbeddedStore::open(&path).expect("opens");
+
+            assert_eq!(
+                store.map_get(&alice, "client-007").await.expect("get"),
+                Some(b"grant 7".to_vec())
+            );
+            let mut all = store.map_all(&alice).await.expect("all");
+            all.sort();
+            assert_eq!(all, map.clone().into_iter().collect::<Vec<_>>());
+            assert_eq!(fields_in_file(&store, &alice).len(), 300);
+            let head = store
+                .file_raw(&alice)
+                .expect("head")
+                .expect("the map's head");
+            assert_eq!(head.len(), 8, "the head keeps only the expiry");
+            assert!(payload(&head, now_ms()).is_some(), "and the expiry is kept");
+            assert!(store.map_all(&bob).await.expect("all").is_empty());
+            assert_eq!(
+                store.file_raw(&bob).expect("head"),
+                None,
+                "a lapsed map is dropped"
+            );
+            assert_eq!(
+                store.get("client:c").await.expect("get"),
+                Some(b"c".to_vec())
+            );
+        }
+    }
+
+    /// A field is one entry: a map that lapsed starts empty when written again (its old fields
+    /// do not come back, even before the purge), the purge takes a lapsed map's fields, and a
+    /// map whose last field is removed is gone.
+    #[actix_web::test]
+    async fn a_maps_fields_live_and_lapse_with_its_head() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = EmbeddedStore::open(&dir.path().join("db.redb")).expect("opens");
+        let (carol, dave) = (keys::grants("carol"), keys::grants("dave"));
+        let hour = Duration::from_secs(3600);
+
+        store
+            .map_set(&carol, "old", b"1", Duration::ZERO)
+            .await
+            .expect("set");
+        assert_eq!(store.map_get(&carol, "old").await.expect("get"), None);
+        store.map_set(&carol, "new", b"2", hour).await.expect("set");
+        assert_eq!(
+            store.map_all(&carol).await.expect("all"),
+            vec![("new".to_owned(), b"2".to_vec())]
+        );
+        assert_eq!(fields_in_file(&store, &carol), vec!["new".to_owned()]);
+
+        store.map_set(&dave, "a", b"1", hour).await.expect("set");
+        store
+            .map_set(&dave, "b", b"2", Duration::ZERO)
+            .await
+            .expect("set");
+        assert!(
+            store.map_all(&dave).await.expect("all").is_empty(),
+            "the last write's TTL is the map's"
+        );
+        assert_eq!(store.purge_expired().await.expect("purges"), 1);
+        assert!(
+            fields_in_file(&store, &dave).is_empty(),
+            "the purge took the fields"
+        );
+
+        assert!(store.map_remove(&carol, "new").await.expect("remove"));
+        assert!(!store.map_remove(&carol, "new").await.expect("remove"));
+        assert_eq!(
+            store.file_raw(&carol).expect("head"),
+            None,
+            "an empty map is gone"
+        );
+        assert!(store.scan("grants:").await.expect("keys").is_empty());
     }
 }

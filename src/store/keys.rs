@@ -66,7 +66,14 @@ pub fn family(id: &str) -> String {
 }
 /// A person's grants: one map, a field per client.
 pub fn grants(username: &str) -> String {
-    format!("grants:{}", hash(username))
+    [GRANTS, &hash(username)].concat()
+}
+const GRANTS: &str = "grants:";
+/// The prefixes of the keys that hold maps (`Kv::map_set`); no other key holds one.
+pub const MAPS: [&str; 1] = [GRANTS];
+/// Whether `key` holds a map.
+pub fn map(key: &str) -> bool {
+    MAPS.iter().any(|p| key.starts_with(p))
 }
 pub fn server_secret(name: &str) -> String {
     format!("meta:{name}")
@@ -99,6 +106,15 @@ pub fn volatile(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The embedded store keeps maps in its file only, never in its memory tier.
+    #[test]
+    fn maps_are_never_volatile() {
+        let key = grants("alice");
+        assert!(map(&key));
+        assert!(!volatile(&key));
+        assert!(!map(&client("c")) && !map(&session("s")));
+    }
     use crate::secret::{ORDER_LEN, ordered_id, ordered_token, random_token};
 
     fn jwt(claims: &str) -> String {

@@ -13,7 +13,30 @@ use std::time::{Duration, Instant};
 use super::StoreError;
 use super::kv::{self, Durability, Kv, Once};
 
-type Entry = (Vec<u8>, Option<Instant>);
+/// A record: bytes, or a map (`Kv::map_set`; a person's grants) kept as a map, so that one
+/// field is read or written at the cost of one, however many the map has.
+enum Value {
+    Bytes(Vec<u8>),
+    Map(HashMap<String, Vec<u8>>),
+}
+
+type Entry = (Value, Option<Instant>);
+
+/// The bytes of a live record; `None` for a map or an expired record.
+fn bytes(entry: Option<&Entry>, now: Instant) -> Option<&Vec<u8>> {
+    match entry {
+        Some((Value::Bytes(v), exp)) if live(exp, now) => Some(v),
+        _ => None,
+    }
+}
+
+/// The live map of an entry.
+fn fields(entry: Option<&Entry>, now: Instant) -> Option<&HashMap<String, Vec<u8>>> {
+    match entry {
+        Some((Value::Map(m), exp)) if live(exp, now) => Some(m),
+        _ => None,
+    }
+}
 
 /// One shard: its records, and the writes since expired ones were last dropped.
 #[derive(Default)]
@@ -75,16 +98,16 @@ impl MemoryStore {
 impl Kv for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let map = self.lock(key)?;
-        Ok(map
-            .get(key)
-            .filter(|(_, exp)| live(exp, Instant::now()))
-            .map(|(v, _)| v.clone()))
+        Ok(bytes(map.get(key), Instant::now()).cloned())
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         let mut map = self.lock(key)?;
         let now = Instant::now();
-        map.insert(key.to_owned(), (value.to_vec(), ttl.map(|t| now + t)));
+        map.insert(
+            key.to_owned(),
+            (Value::Bytes(value.to_vec()), ttl.map(|t| now + t)),
+        );
         map.wrote(now);
         Ok(())
     }
@@ -99,7 +122,10 @@ impl Kv for MemoryStore {
         let now = Instant::now();
         let taken = map.get(key).is_some_and(|(_, exp)| live(exp, now));
         if !taken {
-            map.insert(key.to_owned(), (value.to_vec(), ttl.map(|t| now + t)));
+            map.insert(
+                key.to_owned(),
+                (Value::Bytes(value.to_vec()), ttl.map(|t| now + t)),
+            );
             map.wrote(now);
         }
         Ok(!taken)
@@ -107,10 +133,11 @@ impl Kv for MemoryStore {
 
     async fn remove(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut map = self.lock(key)?;
-        Ok(map
-            .remove(key)
-            .filter(|(_, exp)| live(exp, Instant::now()))
-            .map(|(v, _)| v))
+        let now = Instant::now();
+        Ok(match map.remove(key) {
+            Some((Value::Bytes(v), exp)) if live(&exp, now) => Some(v),
+            _ => None,
+        })
     }
 
     async fn take_once(
@@ -123,13 +150,10 @@ impl Kv for MemoryStore {
     ) -> Result<Once, StoreError> {
         let mut map = self.lock(key)?;
         let now = Instant::now();
-        let current = map
-            .get(key)
-            .filter(|(_, exp)| live(exp, now))
-            .map(|(v, _)| v.clone());
+        let current = bytes(map.get(key), now).cloned();
         let (mark, once) = kv::decide_once(current, owner, stamp);
         if let Some(mark) = mark {
-            map.insert(key.to_owned(), (mark, Some(now + mark_ttl)));
+            map.insert(key.to_owned(), (Value::Bytes(mark), Some(now + mark_ttl)));
         }
         Ok(once)
     }
@@ -143,40 +167,47 @@ impl Kv for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut map = self.lock(key)?;
         let now = Instant::now();
-        let (fields, _) = match map.get(key).filter(|(_, exp)| live(exp, now)) {
-            Some((current, _)) => kv::map_with(current, field, Some(value)),
-            None => kv::map_with(&[], field, Some(value)),
-        };
-        map.insert(key.to_owned(), (fields, Some(now + ttl)));
+        let exp = Some(now + ttl);
+        match map.get_mut(key) {
+            Some((Value::Map(fields), at)) if live(at, now) => {
+                fields.insert(field.to_owned(), value.to_vec());
+                *at = exp;
+            }
+            _ => {
+                let fields = HashMap::from([(field.to_owned(), value.to_vec())]);
+                map.insert(key.to_owned(), (Value::Map(fields), exp));
+            }
+        }
         map.wrote(now);
         Ok(())
     }
 
     async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let map = self.lock(key)?;
-        Ok(map
-            .get(key)
-            .filter(|(_, exp)| live(exp, Instant::now()))
-            .and_then(|(v, _)| kv::map_field(v, field)))
+        Ok(fields(map.get(key), Instant::now()).and_then(|m| m.get(field).cloned()))
     }
 
     async fn map_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let map = self.lock(key)?;
-        Ok(map
-            .get(key)
-            .filter(|(_, exp)| live(exp, Instant::now()))
-            .map(|(v, _)| kv::decode_map(v).into_iter().collect())
+        Ok(fields(map.get(key), Instant::now())
+            .map(|m| m.iter().map(|(f, v)| (f.clone(), v.clone())).collect())
             .unwrap_or_default())
     }
 
     async fn map_remove(&self, key: &str, field: &str) -> Result<bool, StoreError> {
         let mut map = self.lock(key)?;
         let now = Instant::now();
-        let Some((value, _)) = map.get_mut(key).filter(|(_, exp)| live(exp, now)) else {
+        let Some((Value::Map(fields), exp)) = map.get_mut(key) else {
             return Ok(false);
         };
-        let (fields, removed) = kv::map_with(value, field, None);
-        *value = fields;
+        if !live(exp, now) {
+            return Ok(false);
+        }
+        let removed = fields.remove(field).is_some();
+        // Like a Redis hash, a map whose last field goes is gone.
+        if fields.is_empty() {
+            map.remove(key);
+        }
         Ok(removed)
     }
 

@@ -1029,6 +1029,28 @@ pub async fn conformance(store: &Store, name: &str) {
         store.grants("carol").await.expect("grants").is_empty(),
         "{name}: a person's grants lapse with their TTL"
     );
+    store
+        .put_grant("carol", &grant("later", &["mcp"]), hour)
+        .await
+        .expect("put_grant");
+    assert_eq!(
+        store.grants("carol").await.expect("grants"),
+        vec![grant("later", &["mcp"])],
+        "{name}: grants that lapsed do not come back with the next one"
+    );
+    assert_eq!(
+        store.grant("carol", "lapsing").await.expect("grant"),
+        None,
+        "{name}"
+    );
+    assert!(
+        store.remove_grant("carol", "later").await.expect("remove"),
+        "{name}"
+    );
+    assert!(
+        store.grants("carol").await.expect("grants").is_empty(),
+        "{name}: her last grant removed, she has none"
+    );
     assert!(
         store
             .remove_session("session-id")
