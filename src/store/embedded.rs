@@ -38,6 +38,12 @@ const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// expiry and no payload): a field counts only while its map's head is live.
 const MAPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("maps");
 
+/// Facts about the file's layout: `maps_split` once maps are kept a record per field (on a new
+/// file at once; on a file an earlier version wrote, once its maps were moved), so that the
+/// embedded store looks for maps to move only when it is missing.
+const LAYOUT: TableDefinition<&str, u64> = TableDefinition::new("layout");
+const MAPS_SPLIT: &str = "maps_split";
+
 type MapTable = ReadOnlyTable<(&'static str, &'static str), &'static [u8]>;
 
 /// Most writes applied in one transaction.
@@ -636,11 +642,17 @@ impl Kv for EmbeddedStore {
 /// Creates the tables on a new file, so that reads find them, and moves the maps an earlier
 /// Doorman kept as one record (every field in the payload under the map key) to `MAPS`, one
 /// entry per field, leaving the head; one transaction, so a crash in between changes nothing.
+/// Done once per file (see `LAYOUT`), so later starts do not read every map.
 fn prepare(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(backend)?;
     {
         let mut table = txn.open_table(KV).map_err(backend)?;
         let mut maps = txn.open_table(MAPS).map_err(backend)?;
+        let mut layout = txn.open_table(LAYOUT).map_err(backend)?;
+        if layout.get(MAPS_SPLIT).map_err(backend)?.is_some() {
+            // Nothing to change: dropping the transaction aborts it.
+            return Ok(());
+        }
         let now = now_ms();
         for prefix in keys::MAPS.iter().copied() {
             let mut whole = Vec::new();
@@ -665,6 +677,7 @@ fn prepare(db: &Database) -> Result<(), StoreError> {
                 table.insert(key.as_str(), &raw[..8]).map_err(backend)?;
             }
         }
+        layout.insert(MAPS_SPLIT, 1).map_err(backend)?;
     }
     txn.commit().map_err(backend)
 }
