@@ -161,19 +161,25 @@ pub enum Written {
 /// `Json::error` writes for that problem, without serialising it on every refused request.
 const TOO_MANY_HEAD: &str = "{\"error\":\"temporarily_unavailable\",\"error_description\":\"Too many requests from your address; retry in ";
 const TOO_MANY_TAIL: &str = " seconds.\"}";
+const TOO_MANY_TAIL_ONE: &str = " second.\"}";
 
 impl Json {
     /// The rate limiter's answer: `429`, `Retry-After: wait`, `no-store`, and the body
     /// `Json::error` gives for the sentence "Too many requests from your address; retry in
-    /// {wait} seconds." — built from fixed parts, because
+    /// {wait} seconds." ("1 second." for one) — built from fixed parts, because
     /// under a flood this is the answer Doorman gives most (issue 15: the cheapest answer).
     pub fn too_many(wait: u64) -> HttpResponse {
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(wait);
-        let mut body = Vec::with_capacity(TOO_MANY_HEAD.len() + digits.len() + TOO_MANY_TAIL.len());
+        let tail = if wait == 1 {
+            TOO_MANY_TAIL_ONE
+        } else {
+            TOO_MANY_TAIL
+        };
+        let mut body = Vec::with_capacity(TOO_MANY_HEAD.len() + digits.len() + tail.len());
         body.extend_from_slice(TOO_MANY_HEAD.as_bytes());
         body.extend_from_slice(digits.as_bytes());
-        body.extend_from_slice(TOO_MANY_TAIL.as_bytes());
+        body.extend_from_slice(tail.as_bytes());
         answer(
             StatusCode::TOO_MANY_REQUESTS,
             [
@@ -273,12 +279,19 @@ mod tests {
     async fn the_prebuilt_429_is_the_error_answer_for_the_same_problem() {
         use crate::flows::Kind;
         use crate::oauth::errors::ErrorCode;
-        for wait in [1, 9, 10, 59, 3600, u64::MAX] {
+        for (wait, unit) in [
+            (1, "second"),
+            (9, "seconds"),
+            (10, "seconds"),
+            (59, "seconds"),
+            (3600, "seconds"),
+            (u64::MAX, "seconds"),
+        ] {
             let fast = Json::too_many(wait);
             let slow = Json::error(&Problem::new(
                 Kind::TooMany { retry_after: wait },
                 ErrorCode::TemporarilyUnavailable,
-                format!("Too many requests from your address; retry in {wait} seconds."),
+                format!("Too many requests from your address; retry in {wait} {unit}."),
             ));
 
             assert_eq!(fast.status(), slow.status());
