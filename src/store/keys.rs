@@ -106,6 +106,7 @@ pub fn volatile(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::{ORDER_LEN, ordered_id, ordered_token, random_token};
 
     /// The embedded store keeps maps in its file only, never in its memory tier.
     #[test]
@@ -115,7 +116,6 @@ mod tests {
         assert!(!volatile(&key));
         assert!(!map(&client("c")) && !map(&session("s")));
     }
-    use crate::secret::{ORDER_LEN, ordered_id, ordered_token, random_token};
 
     fn jwt(claims: &str) -> String {
         let b = |s: &str| URL_SAFE_NO_PAD.encode(s);
