@@ -322,7 +322,14 @@ impl std::fmt::Display for RequestLine<'_> {
         } else {
             write!(f, "{target:?}")?;
         }
-        write!(f, " {status} {}µs", elapsed.as_micros())
+        // ` {status} {micros}µs` without the formatting machinery (one line per request).
+        let mut status_digits = itoa::Buffer::new();
+        let mut micros = itoa::Buffer::new();
+        f.write_str(" ")?;
+        f.write_str(status_digits.format(*status))?;
+        f.write_str(" ")?;
+        f.write_str(micros.format(elapsed.as_micros()))?;
+        f.write_str("µs")
     }
 }
 

@@ -163,30 +163,61 @@ const TOO_MANY_HEAD: &str = "{\"error\":\"temporarily_unavailable\",\"error_desc
 const TOO_MANY_TAIL: &str = " seconds.\"}";
 const TOO_MANY_TAIL_ONE: &str = " second.\"}";
 
+/// The `429`s prebuilt once per process, one per wait of 1 to `PREBUILT_WAITS` seconds (every
+/// wait the default limits can give, and far more): body and `Retry-After` are `'static`, so an
+/// answer copies nothing and allocates no body — cloning a static `Bytes` or `HeaderValue` is a
+/// pointer copy, with no reference count shared by the worker threads.
+const PREBUILT_WAITS: u64 = 600;
+
+static TOO_MANY: std::sync::LazyLock<Vec<(&'static [u8], header::HeaderValue)>> =
+    std::sync::LazyLock::new(|| {
+        (1..=PREBUILT_WAITS)
+            .map(|wait| {
+                let (body, seconds) = too_many_parts(wait);
+                // Leaked on purpose: built once and kept for the life of the process (~80 KB).
+                let body: &'static [u8] = Vec::leak(body);
+                let seconds: &'static str = String::leak(seconds);
+                (body, header::HeaderValue::from_static(seconds))
+            })
+            .collect()
+    });
+
+/// The body and the `Retry-After` value of the `429` for `wait` seconds.
+fn too_many_parts(wait: u64) -> (Vec<u8>, String) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(wait);
+    let tail = if wait == 1 {
+        TOO_MANY_TAIL_ONE
+    } else {
+        TOO_MANY_TAIL
+    };
+    let mut body = Vec::with_capacity(TOO_MANY_HEAD.len() + digits.len() + tail.len());
+    body.extend_from_slice(TOO_MANY_HEAD.as_bytes());
+    body.extend_from_slice(digits.as_bytes());
+    body.extend_from_slice(tail.as_bytes());
+    (body, digits.to_owned())
+}
+
 impl Json {
     /// The rate limiter's answer: `429`, `Retry-After: wait`, `no-store`, and the body
     /// `Json::error` gives for the sentence "Too many requests from your address; retry in
-    /// {wait} seconds." ("1 second." for one) — built from fixed parts, because
-    /// under a flood this is the answer Doorman gives most (issue 15: the cheapest answer).
+    /// {wait} seconds." ("1 second." for one) — prebuilt (`TOO_MANY`), because under a flood
+    /// this is the answer Doorman gives most (issue 15: the cheapest answer).
     pub fn too_many(wait: u64) -> HttpResponse {
-        let mut digits = itoa::Buffer::new();
-        let digits = digits.format(wait);
-        let tail = if wait == 1 {
-            TOO_MANY_TAIL_ONE
-        } else {
-            TOO_MANY_TAIL
+        let (body, retry_after) = match wait.checked_sub(1).and_then(|i| TOO_MANY.get(i as usize)) {
+            Some((body, value)) => (actix_web::web::Bytes::from_static(body), value.clone()),
+            None => {
+                let (body, _) = too_many_parts(wait);
+                (body.into(), header::HeaderValue::from(wait))
+            }
         };
-        let mut body = Vec::with_capacity(TOO_MANY_HEAD.len() + digits.len() + tail.len());
-        body.extend_from_slice(TOO_MANY_HEAD.as_bytes());
-        body.extend_from_slice(digits.as_bytes());
-        body.extend_from_slice(tail.as_bytes());
         answer(
             StatusCode::TOO_MANY_REQUESTS,
             [
                 (header::CACHE_CONTROL, NO_STORE),
                 (header::PRAGMA, NO_CACHE),
                 (header::CONTENT_TYPE, APPLICATION_JSON),
-                (header::RETRY_AFTER, wait.into()),
+                (header::RETRY_AFTER, retry_after),
             ],
             body,
         )
@@ -284,6 +315,8 @@ mod tests {
             (9, "seconds"),
             (10, "seconds"),
             (59, "seconds"),
+            (600, "seconds"),
+            (601, "seconds"),
             (3600, "seconds"),
             (u64::MAX, "seconds"),
         ] {
