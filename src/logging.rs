@@ -20,6 +20,8 @@ use std::time::Duration;
 /// Bytes of lines one thread may hold before it waits for the writer (thousands of lines: at
 /// a hundred thousand requests a second a round of `POLL` leaves about 150 KB in all).
 const THREAD_LIMIT: usize = 1 << 20;
+/// Bytes of a written buffer kept for the next round (a burst's larger buffer is given back).
+const KEEP: usize = 64 * 1024;
 /// How long the writer sleeps between rounds while lines keep coming.
 const POLL: Duration = Duration::from_millis(10);
 /// Empty rounds in a row after which the writer sleeps until a line wakes it (an idle process).
@@ -136,6 +138,8 @@ impl Sink {
             any = true;
             let _ = out.write_all(spare);
             spare.clear();
+            // A burst grew it: it goes to a thread next, which should not keep that much.
+            spare.shrink_to(KEEP);
         }
         let _ = out.flush();
         // The buffers of threads that have ended, once written.
