@@ -76,24 +76,21 @@ impl Sink {
     fn push(&self, line: &[u8]) {
         if self.writer.get().is_none() {
             // No writer thread (it could not be started, or not yet): write at once.
-            let _guard = lock(&self.threads);
-            let _ = std::io::stderr().write_all(line);
-            return;
+            return self.write_now(line);
         }
         let me = self as *const Sink as usize;
         let pushed = MINE.try_with(|mine| {
             let mut mine = mine.borrow_mut();
-            let lines = match &*mine {
-                Some((sink, lines)) if *sink == me => lines.clone(),
-                _ => {
+            let lines: &Lines = match &mut *mine {
+                Some((sink, lines)) if *sink == me => lines,
+                slot => {
                     let lines = Lines::default();
                     lock(&self.threads).push(lines.clone());
-                    *mine = Some((me, lines.clone()));
-                    lines
+                    &slot.insert((me, lines)).1
                 }
             };
             loop {
-                let mut buf = lock(&lines);
+                let mut buf = lock(lines);
                 if buf.len() < self.limit {
                     buf.extend_from_slice(line);
                     break;
@@ -105,13 +102,17 @@ impl Sink {
         });
         if pushed.is_err() {
             // Logged while this thread's locals are being torn down: write at once.
-            let _guard = lock(&self.threads);
-            let _ = std::io::stderr().write_all(line);
-            return;
+            return self.write_now(line);
         }
         if self.sleeping.load(Ordering::SeqCst) {
             self.wake();
         }
+    }
+
+    /// Writes `line` to standard error from this thread, between the writer's rounds.
+    fn write_now(&self, line: &[u8]) {
+        let _round = lock(&self.threads);
+        let _ = std::io::stderr().write_all(line);
     }
 
     fn wake(&self) {
