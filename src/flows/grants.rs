@@ -117,9 +117,16 @@ pub async fn alive(
     client_id: &str,
     grant_id: &str,
 ) -> Result<Option<Grant>, Problem> {
-    Ok(current(ctx, username, client_id)
-        .await?
-        .filter(|g| secret::equal(&g.id, grant_id)))
+    Ok(in_force(
+        ctx,
+        ctx.store.grant(username, client_id).await?,
+        grant_id,
+    ))
+}
+
+/// `grant`, as read from the store, if it is the live grant `grant_id`.
+pub fn in_force(ctx: &Ctx<'_>, grant: Option<Grant>, grant_id: &str) -> Option<Grant> {
+    grant.filter(|g| g.expires_at > ctx.now && secret::equal(&g.id, grant_id))
 }
 
 /// Every live grant of the person, most recently used first.

@@ -157,7 +157,8 @@ struct For<'a> {
 }
 
 /// Issues an access token, and a refresh token when the grant belongs to a family that may
-/// refresh (`refresh_scopes`).
+/// refresh (`refresh_scopes`); `invalid_grant` when the person's grant they would be issued
+/// under (`access.grant_id`) is no longer in force. Notes the use on that grant.
 async fn issue(
     ctx: &Ctx<'_>,
     client: &Client,
@@ -167,14 +168,15 @@ async fn issue(
     let t = &ctx.settings.tokens;
     let family_id = access.family_id;
     let access_scopes = access.scopes;
+    let (subject, access_grant) = (access.subject, access.grant_id);
     let record = Token {
         client_id: client.client_id.clone(),
-        subject: access.subject.to_owned(),
+        subject: subject.to_owned(),
         upstream: access.upstream.cloned(),
         scopes: access_scopes.to_vec(),
         resource: access.resource.map(str::to_owned),
         family_id: family_id.map(str::to_owned),
-        grant_id: access.grant_id.map(str::to_owned),
+        grant_id: access_grant.map(str::to_owned),
         issued_at: ctx.now,
         expires_at: ctx.now + t.access_ttl,
     };
@@ -210,7 +212,30 @@ async fn issue(
         });
     }
     // One write for both: one durable commit on the embedded store, one round trip on Redis.
-    ctx.store.put_tokens(&written).await?;
+    // Tokens issued under a person's grant are written with a read of that grant in the same
+    // round trip; it must still be in force (the person may have revoked the application on
+    // the account page, docs/behaviour.md §15), else the tokens, never handed out, are removed.
+    match access_grant {
+        Some(grant_id) => {
+            let grant = ctx
+                .store
+                .put_tokens_reading_grant(&written, subject, &client.client_id)
+                .await?;
+            match person::in_force(ctx, grant, grant_id) {
+                Some(grant) => person::touch(ctx, subject, &grant).await?,
+                None => {
+                    for t in &written {
+                        ctx.store.delete_token(t.kind, t.token).await?;
+                    }
+                    return Err(invalid(
+                        ErrorCode::InvalidGrant,
+                        "The person revoked this application's access; ask them to authorize it again.",
+                    ));
+                }
+            }
+        }
+        None => ctx.store.put_tokens(&written).await?,
+    }
     let refresh_token = refresh.map(|(token, _)| token);
     Ok(Issued {
         access_token: access,
@@ -318,7 +343,6 @@ async fn exchange_code(
         Taken::Missing => return Err(invalid_code()),
     };
     grants::check_code(&record, &client.client_id, params, ctx.now).map_err(Problem::request)?;
-    still_granted(ctx, &record.username, client, record.grant_id.as_deref()).await?;
     let refresh = client.metadata.has_grant(GRANT_REFRESH_TOKEN);
     let access = For {
         subject: &record.username,
@@ -335,27 +359,6 @@ async fn exchange_code(
         refresh.then_some(record.scopes.as_slice()),
     )
     .await
-}
-
-/// A person's grant the code or refresh token was issued under must still be in force: the
-/// person may have revoked the application on the account page (docs/behaviour.md §15).
-/// Notes the use on the grant.
-async fn still_granted(
-    ctx: &Ctx<'_>,
-    username: &str,
-    client: &Client,
-    grant_id: Option<&str>,
-) -> Result<(), Problem> {
-    let Some(grant_id) = grant_id else {
-        return Ok(());
-    };
-    match person::alive(ctx, username, &client.client_id, grant_id).await? {
-        Some(grant) => person::touch(ctx, username, &grant).await,
-        None => Err(invalid(
-            ErrorCode::InvalidGrant,
-            "The person revoked this application's access; ask them to authorize it again.",
-        )),
-    }
 }
 
 /// RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every check that can fail runs before the
@@ -420,7 +423,6 @@ async fn refresh(ctx: &Ctx<'_>, client: &Client, params: &Params<'_>) -> Result<
     if !family_active(ctx, Some(&family_id)).await? {
         return Err(invalid_token());
     }
-    still_granted(ctx, &record.subject, client, record.grant_id.as_deref()).await?;
     let refresh_scopes = target::within_client(&record.scopes, client);
     clients::mark_used(ctx, client).await?;
     let access = For {

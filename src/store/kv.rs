@@ -69,6 +69,18 @@ pub trait Kv {
         }
         Ok(())
     }
+    /// `put_many`, then `map_get(map, field)`: one round trip on a single Redis (one pipeline),
+    /// where two would be needed otherwise. Two steps, not one: the read sees the map as it is
+    /// after the writes, and a change to it in between may or may not be seen.
+    async fn put_many_then_map_get(
+        &self,
+        entries: &[Entry<'_>],
+        map: &str,
+        field: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.put_many(entries).await?;
+        self.map_get(map, field).await
+    }
     /// Writes only when nothing live is under the key; true when this call wrote.
     async fn put_new(
         &self,

@@ -3,7 +3,9 @@
 //! encodings and TTL mechanics live here and nowhere else; nothing above the store names a key.
 //!
 //! Each backend provides the one-key primitives of `kv::Kv`; every typed operation below is a
-//! single one of them, so it is one atomic step on every backend.
+//! single one of them, so it is one atomic step on every backend — but for the writes of
+//! several tokens at once (`put_tokens`: one commit, one round trip, each key atomic) and
+//! `put_tokens_reading_grant`, those writes then a read, in one round trip on Redis.
 
 pub mod embedded;
 mod hot;
@@ -156,6 +158,16 @@ pub trait Backend {
     /// Tokens issued together (an access token and its refresh token): one write, so one
     /// durable commit on the embedded store and one round trip on a single Redis.
     async fn put_tokens(&self, tokens: &[NewToken<'_>]) -> Result<(), StoreError>;
+    /// `put_tokens`, then the person's grant for `client_id` as it is after the write: in one
+    /// round trip on a single Redis, where reading the grant first would take a second. The
+    /// flow checks the grant is still in force and removes the tokens when it is not (they
+    /// were never handed out).
+    async fn put_tokens_reading_grant(
+        &self,
+        tokens: &[NewToken<'_>],
+        username: &str,
+        client_id: &str,
+    ) -> Result<Option<Grant>, StoreError>;
     async fn token(&self, kind: TokenKind, token: &str) -> Result<Option<Token>, StoreError>;
     async fn delete_token(&self, kind: TokenKind, token: &str) -> Result<bool, StoreError>;
     /// The first half of a rotation (RFC 9700 §4.14.2): takes the refresh token once, as
@@ -348,21 +360,22 @@ impl<K: Kv> Backend for K {
     }
 
     async fn put_tokens(&self, tokens: &[NewToken<'_>]) -> Result<(), StoreError> {
-        let mut written = Vec::with_capacity(tokens.len());
-        for t in tokens {
-            let key = keys::token(t.kind, t.token);
-            let value = kv::live(&t.record.client_id, &encode(&key, t.record)?);
-            written.push((key, value, t.ttl));
-        }
-        let entries: Vec<kv::Entry<'_>> = written
-            .iter()
-            .map(|(key, value, ttl)| kv::Entry {
-                key,
-                value,
-                ttl: Some(*ttl),
-            })
-            .collect();
-        self.put_many(&entries).await
+        let written = token_entries(tokens)?;
+        self.put_many(&entries(&written)).await
+    }
+
+    async fn put_tokens_reading_grant(
+        &self,
+        tokens: &[NewToken<'_>],
+        username: &str,
+        client_id: &str,
+    ) -> Result<Option<Grant>, StoreError> {
+        let written = token_entries(tokens)?;
+        let map = keys::grants(username);
+        let grant = self
+            .put_many_then_map_get(&entries(&written), &map, client_id)
+            .await?;
+        read(&map, grant)
     }
 
     async fn token(&self, kind: TokenKind, token: &str) -> Result<Option<Token>, StoreError> {
@@ -497,6 +510,30 @@ async fn take_once<T: DeserializeOwned>(
             },
         },
     )
+}
+
+/// The keys and values under which `tokens` are written: each live for its client, under the
+/// hash of the token.
+fn token_entries(tokens: &[NewToken<'_>]) -> Result<Vec<(String, Vec<u8>, Duration)>, StoreError> {
+    tokens
+        .iter()
+        .map(|t| {
+            let key = keys::token(t.kind, t.token);
+            let value = kv::live(&t.record.client_id, &encode(&key, t.record)?);
+            Ok((key, value, t.ttl))
+        })
+        .collect()
+}
+
+fn entries(written: &[(String, Vec<u8>, Duration)]) -> Vec<kv::Entry<'_>> {
+    written
+        .iter()
+        .map(|(key, value, ttl)| kv::Entry {
+            key,
+            value,
+            ttl: Some(*ttl),
+        })
+        .collect()
 }
 
 /// Writes `value` as JSON under `key`.
@@ -662,6 +699,14 @@ impl Kv for Store {
     }
     async fn put_many(&self, entries: &[kv::Entry<'_>]) -> Result<(), StoreError> {
         dispatch!(self, put_many(entries))
+    }
+    async fn put_many_then_map_get(
+        &self,
+        entries: &[kv::Entry<'_>],
+        map: &str,
+        field: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, put_many_then_map_get(entries, map, field))
     }
     async fn put_new(
         &self,

@@ -287,6 +287,29 @@ impl RedisStore {
         format!("{}{key}", self.prefix)
     }
 
+    /// The commands that write `entries`: SET with its TTL, or DEL for a TTL already over
+    /// (gone at once, as in `put`).
+    fn writes(&self, entries: &[Entry<'_>]) -> Vec<Cmd> {
+        entries
+            .iter()
+            .map(|e| match e.ttl {
+                Some(ttl) if ttl.is_zero() => {
+                    let mut cmd = redis::cmd("DEL");
+                    cmd.arg(self.key(e.key));
+                    cmd
+                }
+                ttl => {
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(self.key(e.key)).arg(e.value);
+                    if let Some(ttl) = ttl {
+                        cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+                    }
+                    cmd
+                }
+            })
+            .collect()
+    }
+
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         match &self.conn {
             Conn::Single(m) => cmd.query_async(&mut m.mine()).await.map_err(unavailable),
@@ -352,25 +375,7 @@ impl Kv for RedisStore {
     /// One pipeline, one round trip, on a single Redis; on a cluster the keys may live on
     /// different nodes, so the SETs go out at once, each to its node.
     async fn put_many(&self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
-        let cmds: Vec<Cmd> = entries
-            .iter()
-            .map(|e| match e.ttl {
-                // Gone at once, as in `put`.
-                Some(ttl) if ttl.is_zero() => {
-                    let mut cmd = redis::cmd("DEL");
-                    cmd.arg(self.key(e.key));
-                    cmd
-                }
-                ttl => {
-                    let mut cmd = redis::cmd("SET");
-                    cmd.arg(self.key(e.key)).arg(e.value);
-                    if let Some(ttl) = ttl {
-                        cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
-                    }
-                    cmd
-                }
-            })
-            .collect();
+        let cmds = self.writes(entries);
         match &self.conn {
             Conn::Single(m) => {
                 let mut pipe = redis::pipe();
@@ -385,6 +390,36 @@ impl Kv for RedisStore {
                 futures_util::future::try_join_all(cmds.iter().map(|c| self.query::<()>(c)))
                     .await
                     .map(|_| ())
+            }
+        }
+    }
+
+    /// The writes and the HGET in one pipeline on a single Redis; on a cluster, the writes and
+    /// the read go out at once, each to its node.
+    async fn put_many_then_map_get(
+        &self,
+        entries: &[Entry<'_>],
+        map: &str,
+        field: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.conn {
+            Conn::Single(m) => {
+                let mut pipe = redis::pipe();
+                for cmd in self.writes(entries) {
+                    pipe.add_command(cmd).ignore();
+                }
+                pipe.cmd("HGET").arg(self.key(map)).arg(field);
+                let (value,): (Option<Vec<u8>>,) =
+                    pipe.query_async(&mut m.mine()).await.map_err(unavailable)?;
+                Ok(value)
+            }
+            Conn::Cluster(_) => {
+                let (_, value) = futures_util::future::try_join(
+                    self.put_many(entries),
+                    self.map_get(map, field),
+                )
+                .await?;
+                Ok(value)
             }
         }
     }

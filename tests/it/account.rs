@@ -166,6 +166,69 @@ async fn a_revocation_on_one_process_holds_on_another() {
     assert_oauth_error(&refreshed_on_a, 400, "invalid_grant");
 }
 
+/// Every access- and refresh-token key in `redis`, sorted.
+fn token_keys(redis: &RedisServer) -> Vec<String> {
+    let out = std::process::Command::new("redis-cli")
+        .arg("-s")
+        .arg(&redis.socket)
+        .args(["--scan", "--pattern", "*"])
+        .output()
+        .expect("redis-cli must be installed (scripts/test installs it)");
+    let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|k| k.contains(":at:") || k.contains(":rt:"))
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The tokens of a code exchange are written together with a read of the person's grant (one
+/// round trip on Redis); when the grant was revoked meanwhile the exchange is refused and the
+/// tokens it wrote are removed again: the store holds the same tokens as before it.
+#[actix_web::test]
+async fn a_refused_exchange_leaves_no_tokens_behind() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let overrides = [
+        ("storage.backend", "redis"),
+        ("storage.redis_url", url.as_str()),
+    ];
+    let app = dev_app(&overrides).await;
+    let client = public_client(&app).await;
+    let (cookie, issued) = connect(&app, &client, None, "").await;
+    let (pending_code, _) = approve_in(&app, Some(cookie.clone()), &client.id, "").await;
+    let page = account(&app, &cookie).await;
+    let revoked = account_form(
+        &app,
+        &cookie,
+        &page,
+        "/account/revoke",
+        &[("client_id", &client.id)],
+    )
+    .await;
+    let before = token_keys(&redis);
+    let refused = exchange(&app, &client, &pending_code["code"]).await;
+    let refreshed = refresh(&app, &client, field(&issued, "refresh_token"), None).await;
+    let after = token_keys(&redis);
+
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    assert_oauth_error(&refused, 400, "invalid_grant");
+    assert!(refused.body.contains("revoked"), "{}", refused.body);
+    assert_oauth_error(&refreshed, 400, "invalid_grant");
+    assert_eq!(
+        before.len(),
+        2,
+        "the first exchange's access and refresh tokens: {before:?}"
+    );
+    assert_eq!(
+        after, before,
+        "nothing of the refused exchange and refresh is left (the refresh token presented was \
+         rotated out, so it is still there, as a mark)"
+    );
+    app.stop().await;
+}
+
 /// One person cannot see another's applications, nor revoke them (not with their own form,
 /// not with the other's CSRF token).
 #[actix_web::test]

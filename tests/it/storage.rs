@@ -1021,6 +1021,65 @@ pub async fn conformance(store: &Store, name: &str) {
         1,
         "{name}: bob's untouched"
     );
+    // Tokens written with a read of the grant they are issued under (one round trip on Redis):
+    // both written, and the grant as it is; no grant, no grant read, the tokens still written.
+    let granted_access = token(&c.client_id, Some("family-g"));
+    let granted_refresh = Token {
+        expires_at: granted_access.expires_at + 100,
+        ..granted_access.clone()
+    };
+    let pair = |access: &'static str, refresh: &'static str| {
+        [
+            NewToken {
+                kind: TokenKind::Access,
+                token: access,
+                record: &granted_access,
+                ttl: hour,
+            },
+            NewToken {
+                kind: TokenKind::Refresh,
+                token: refresh,
+                record: &granted_refresh,
+                ttl: hour,
+            },
+        ]
+    };
+    assert_eq!(
+        store
+            .put_tokens_reading_grant(
+                &pair("granted-access", "granted-refresh"),
+                "alice",
+                &c.client_id
+            )
+            .await
+            .expect("put_tokens_reading_grant"),
+        Some(grant(&c.client_id, &["mcp", "offline_access"])),
+        "{name}: the grant, read with the write"
+    );
+    assert_eq!(
+        store
+            .put_tokens_reading_grant(
+                &pair("ungranted-access", "ungranted-refresh"),
+                "bob",
+                &c.client_id
+            )
+            .await
+            .expect("put_tokens_reading_grant"),
+        None,
+        "{name}: bob has no grant for this client"
+    );
+    for (kind, t, record) in [
+        (TokenKind::Access, "granted-access", &granted_access),
+        (TokenKind::Refresh, "granted-refresh", &granted_refresh),
+        (TokenKind::Access, "ungranted-access", &granted_access),
+        (TokenKind::Refresh, "ungranted-refresh", &granted_refresh),
+    ] {
+        assert_eq!(
+            store.token(kind, t).await.expect("token"),
+            Some(record.clone()),
+            "{name}: {t} written whatever the grant"
+        );
+    }
     store
         .put_grant("carol", &grant("lapsing", &["mcp"]), gone)
         .await
