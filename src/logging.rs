@@ -311,7 +311,7 @@ pub fn format_record(out: &mut Vec<u8>, record: &log::Record<'_>) {
     let start = out.len();
     let _ = write!(ByteString(out), "{}", record.args());
     // Nearly every message is one line: checked in one pass, then nothing to do.
-    if out[start..].contains(&b'\n') {
+    if memchr::memchr(b'\n', &out[start..]).is_some() {
         let message = out.split_off(start);
         let mut lines = message.split(|&b| b == b'\n');
         if let Some(first) = lines.next() {

@@ -193,7 +193,12 @@ impl Cluster {
         }
     }
 
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    /// `cmd`'s answer, or Redis' error as it came (a command that Redis answered with an error,
+    /// such as NOSCRIPT, counts as an answer for the watchdog).
+    async fn query_raw<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+    ) -> Result<Result<T, redis::RedisError>, StoreError> {
         let current = self.connection().await?;
         let mut conn = current.conn.clone();
         let attempt = Attempt {
@@ -202,11 +207,15 @@ impl Cluster {
             ok: false,
         };
         let result = cmd.query_async(&mut conn).await;
-        if result.is_ok() {
+        if result.is_ok() || result.as_ref().is_err_and(no_script) {
             attempt.succeeded();
         }
-        result.map_err(unavailable)
+        Ok(result)
     }
+}
+
+fn no_script(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -311,10 +320,61 @@ impl RedisStore {
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.query_raw(cmd).await?.map_err(unavailable)
+    }
+
+    async fn query_raw<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+    ) -> Result<Result<T, redis::RedisError>, StoreError> {
         match &self.conn {
-            Conn::Single(m) => cmd.query_async(&mut m.mine()).await.map_err(unavailable),
-            Conn::Cluster(cluster) => cluster.query(cmd).await,
+            Conn::Single(m) => Ok(cmd.query_async(&mut m.mine()).await),
+            Conn::Cluster(cluster) => cluster.query_raw(cmd).await,
         }
+    }
+
+    /// Runs `script` on `key` with `args`: by its SHA1 (EVALSHA — Redis neither receives the
+    /// body nor hashes it again); a server that does not hold it (restarted, failed over, a
+    /// cluster node that has not run it yet) answers NOSCRIPT, and the body goes whole (EVAL,
+    /// which keeps it there for the next call). So a lost script cache never fails a request.
+    async fn eval<T: FromRedisValue>(
+        &self,
+        script: &Lua,
+        key: &str,
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
+        let cmd = |name: &str, first: &str| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(first).arg(1).arg(self.key(key));
+            for a in args {
+                cmd.arg(*a);
+            }
+            cmd
+        };
+        match self.query_raw(&cmd("EVALSHA", script.sha1())).await? {
+            Err(e) if no_script(&e) => self.query(&cmd("EVAL", script.body)).await,
+            answer => answer.map_err(unavailable),
+        }
+    }
+}
+
+/// A Lua script and its SHA1, computed once.
+struct Lua {
+    body: &'static str,
+    sha1: std::sync::OnceLock<String>,
+}
+
+impl Lua {
+    const fn new(body: &'static str) -> Self {
+        Self {
+            body,
+            sha1: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn sha1(&self) -> &str {
+        self.sha1
+            .get_or_init(|| redis::Script::new(self.body).get_hash().to_owned())
     }
 }
 
@@ -322,7 +382,8 @@ impl RedisStore {
 /// a live record (`L`, owner length, owner, payload) of the caller's is returned and replaced
 /// by its mark (`U`, the stamp, the record); anything else is returned as it is. Answers
 /// `{state, value}`: 0 missing, 1 taken, 2 held by another owner, 3 a mark.
-const TAKE_ONCE: &str = r"
+static TAKE_ONCE: Lua = Lua::new(
+    r"
 local v = redis.call('GET', KEYS[1])
 if not v then return {0, ''} end
 if string.sub(v, 1, 1) == 'L' and #v >= 3 then
@@ -334,13 +395,16 @@ if string.sub(v, 1, 1) == 'L' and #v >= 3 then
   return {2, v}
 end
 return {3, v}
-";
+",
+);
 
 /// `map_set`: the field, then the map's lifetime.
-const MAP_SET: &str = r"
+static MAP_SET: Lua = Lua::new(
+    r"
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('PEXPIRE', KEYS[1], ARGV[3])
-";
+",
+);
 
 impl Kv for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -463,17 +527,12 @@ impl Kv for RedisStore {
         let mut prefix = Vec::with_capacity(9);
         prefix.push(b'U');
         prefix.extend_from_slice(&stamp.to_be_bytes());
-        // EVAL rather than EVALSHA: the script is short, and a restarted or failed-over server
-        // that lost its script cache cannot make this fail.
+        let mark_ttl = (mark_ttl.as_millis().max(1) as u64).to_string();
         let (state, value): (u8, Vec<u8>) = self
-            .query(
-                redis::cmd("EVAL")
-                    .arg(TAKE_ONCE)
-                    .arg(1)
-                    .arg(self.key(key))
-                    .arg(owner)
-                    .arg(prefix)
-                    .arg(mark_ttl.as_millis().max(1) as u64),
+            .eval(
+                &TAKE_ONCE,
+                key,
+                &[owner.as_bytes(), &prefix, mark_ttl.as_bytes()],
             )
             .await?;
         Ok(match state {
@@ -492,17 +551,10 @@ impl Kv for RedisStore {
         value: &[u8],
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        // PEXPIRE 0 removes the map at once, as a zero TTL does elsewhere.
+        let ttl = (ttl.as_millis() as u64).to_string();
         let _: i64 = self
-            .query(
-                redis::cmd("EVAL")
-                    .arg(MAP_SET)
-                    .arg(1)
-                    .arg(self.key(key))
-                    .arg(field)
-                    .arg(value)
-                    // PEXPIRE 0 removes the map at once, as a zero TTL does elsewhere.
-                    .arg(ttl.as_millis() as u64),
-            )
+            .eval(&MAP_SET, key, &[field.as_bytes(), value, ttl.as_bytes()])
             .await?;
         Ok(())
     }

@@ -1576,6 +1576,85 @@ async fn redis_records_carry_real_ttls_under_the_key_prefix() {
     assert_eq!(client_ttl, -1, "clients do not expire by themselves");
 }
 
+/// The store's scripts go by their SHA1 (EVALSHA); a Redis that lost its script cache
+/// (restarted, failed over: here `SCRIPT FLUSH`) gets the body once (EVAL) and every operation
+/// still works.
+#[actix_web::test]
+async fn redis_scripts_go_by_sha1_and_survive_a_flushed_script_cache() {
+    let backend = Backend::redis();
+    let store = backend.store();
+    let redis = redis::Client::open(backend.redis.as_ref().expect("redis").url()).expect("client");
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let calls = |stats: &str, command: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().expect("calls"))
+    };
+    let hour = Duration::from_secs(3600);
+    let take = |code_value: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .put_code(code_value, &code("y"), hour)
+                .await
+                .expect("put_code");
+            store
+                .take_code(code_value, "y", hour, 1)
+                .await
+                .expect("take_code")
+        }
+    };
+
+    assert!(matches!(take("first").await, Taken::Fresh(_)), "first");
+    assert!(matches!(take("second").await, Taken::Fresh(_)), "second");
+    let _: String = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .expect("SCRIPT FLUSH");
+    assert!(
+        matches!(take("after-flush").await, Taken::Fresh(_)),
+        "a flushed script cache costs one EVAL, never a failure"
+    );
+    assert!(matches!(take("again").await, Taken::Fresh(_)), "again");
+    assert!(
+        matches!(
+            store.take_code("again", "y", hour, 2).await.expect("take"),
+            Taken::Used { .. }
+        ),
+        "taken once"
+    );
+    let g = Grant {
+        id: "g".into(),
+        client_id: "y".into(),
+        scopes: vec!["mcp".into()],
+        resource: None,
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        remember_until: 0,
+        first_use: 1,
+        last_use: 1,
+        expires_at: 2_000_000_000,
+    };
+    store.put_grant("ada", &g, hour).await.expect("put_grant");
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+
+    assert_eq!(store.grant("ada", "y").await.expect("grant"), Some(g));
+    // take_code x5 (the last a replay) and put_grant: six EVALSHA; three were answered
+    // NOSCRIPT and sent again as EVAL — take_once's script at its first use and after the
+    // flush, map_set's at its first use (after the flush).
+    assert_eq!(calls(&stats, "evalsha"), 6, "{stats}");
+    assert_eq!(calls(&stats, "eval"), 3, "{stats}");
+}
+
 #[actix_web::test]
 async fn redis_key_prefix_separates_deployments_sharing_one_server() {
     let backend = Backend::redis();
