@@ -35,6 +35,18 @@ async fn account_form(
     send_form(app.post(path).insert_header(("cookie", cookie)), &form).await
 }
 
+/// Posts the account page's Revoke form for `client_id`.
+async fn revoke(app: &TestApp, cookie: &str, page: &Reply, client_id: &str) -> Reply {
+    account_form(
+        app,
+        cookie,
+        page,
+        "/account/revoke",
+        &[("client_id", client_id)],
+    )
+    .await
+}
+
 /// Approves `client` for alice (signing in when asked) and redeems the code: her browser's
 /// cookies and the tokens.
 async fn connect(
@@ -65,14 +77,7 @@ async fn revoking_an_application_ends_every_token_of_its_grant_on_every_backend(
         let (pending_code, _) = approve_in(&app, Some(cookie.clone()), &files.id, "").await;
 
         let page = account(&app, &cookie).await;
-        let revoked = account_form(
-            &app,
-            &cookie,
-            &page,
-            "/account/revoke",
-            &[("client_id", &files.id)],
-        )
-        .await;
+        let revoked = revoke(&app, &cookie, &page, &files.id).await;
         let after = send(
             app.client()
                 .get(revoked.header("location"))
@@ -147,14 +152,7 @@ async fn a_revocation_on_one_process_holds_on_another() {
     let (cookie, issued) = connect(&a, &client, None, "").await;
 
     let page = account(&b, &cookie).await;
-    let revoked = account_form(
-        &b,
-        &cookie,
-        &page,
-        "/account/revoke",
-        &[("client_id", &client.id)],
-    )
-    .await;
+    let revoked = revoke(&b, &cookie, &page, &client.id).await;
     let refreshed_on_a = refresh(&a, &client, field(&issued, "refresh_token"), None).await;
 
     assert!(
@@ -199,14 +197,7 @@ async fn a_refused_exchange_leaves_no_tokens_behind() {
     let (cookie, issued) = connect(&app, &client, None, "").await;
     let (pending_code, _) = approve_in(&app, Some(cookie.clone()), &client.id, "").await;
     let page = account(&app, &cookie).await;
-    let revoked = account_form(
-        &app,
-        &cookie,
-        &page,
-        "/account/revoke",
-        &[("client_id", &client.id)],
-    )
-    .await;
+    let revoked = revoke(&app, &cookie, &page, &client.id).await;
     let before = token_keys(&redis);
     let refused = exchange(&app, &client, &pending_code["code"]).await;
     let refreshed = refresh(&app, &client, field(&issued, "refresh_token"), None).await;
@@ -256,22 +247,8 @@ async fn one_person_cannot_see_or_revoke_anothers_grants() {
     ]);
 
     let bob_page = account(&app, &bob).await;
-    let bobs_try = account_form(
-        &app,
-        &bob,
-        &bob_page,
-        "/account/revoke",
-        &[("client_id", &client.id)],
-    )
-    .await;
-    let with_alices_token = account_form(
-        &app,
-        &bob,
-        &alice_page,
-        "/account/revoke",
-        &[("client_id", &client.id)],
-    )
-    .await;
+    let bobs_try = revoke(&app, &bob, &bob_page, &client.id).await;
+    let with_alices_token = revoke(&app, &bob, &alice_page, &client.id).await;
     let still = refresh(&app, &client, field(&issued, "refresh_token"), None).await;
 
     assert_eq!(bob_login.status, 303, "{}", bob_login.body);

@@ -76,6 +76,15 @@ impl Backend {
             .unwrap_or_else(|e| panic!("{}: open store: {e}", self.name))
     }
 
+    /// A connection of its own to the backend's redis-server (a Redis backend only).
+    async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.as_ref().expect("redis").url())
+            .expect("client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
+    }
+
     fn redis_mut(&mut self) -> &mut RedisServer {
         self.redis.as_mut().expect("a redis backend")
     }
@@ -1543,11 +1552,7 @@ async fn secrets_are_stored_only_as_hashes() {
 async fn redis_records_carry_real_ttls_under_the_key_prefix() {
     let backend = Backend::redis();
     let store = backend.store();
-    let redis = redis::Client::open(backend.redis.as_ref().expect("redis").url()).expect("client");
-    let mut conn = redis
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut conn = backend.redis_connection().await;
 
     store
         .put_code("a-code", &code("y"), Duration::from_secs(300))
@@ -1583,11 +1588,7 @@ async fn redis_records_carry_real_ttls_under_the_key_prefix() {
 async fn redis_scripts_go_by_sha1_and_survive_a_flushed_script_cache() {
     let backend = Backend::redis();
     let store = backend.store();
-    let redis = redis::Client::open(backend.redis.as_ref().expect("redis").url()).expect("client");
-    let mut conn = redis
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut conn = backend.redis_connection().await;
     let calls = |stats: &str, command: &str| -> u64 {
         stats
             .lines()
