@@ -53,8 +53,10 @@ const MAX_BATCH: usize = 512;
 /// process grow with the file; beyond this, reads come from the operating system's page cache,
 /// which is nearly as fast and not part of Doorman's resident memory. Pages are allocated by
 /// whichever thread reads or writes them (the workers, the writer), and the allocator keeps
-/// freed memory per thread, so the resident cost is a few times this.
-const CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// freed memory per thread, so the resident cost is a few times this. 4 MiB rather than 8: the
+/// embedded store's peak under `scripts/bench`'s write paths fell from 38.2 to 34.8 MB (issue 4's
+/// 40 MB), with the same requests per second on a new file and on one of 1 GiB (2026-11-29).
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
