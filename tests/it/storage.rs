@@ -472,6 +472,59 @@ async fn storage_down_is_an_error_not_a_missing_record() {
     );
 }
 
+/// A Redis that stops answering (frozen, its connections open) makes an operation an error
+/// within the storage timeout, not a wait for ever; a client record this connection read before
+/// is still answered from the client cache, at once; once Redis answers again, so does the
+/// store.
+#[actix_web::test]
+async fn a_frozen_redis_is_an_error_within_the_timeout_not_a_hang() {
+    let backend = Backend::redis();
+    let store = backend.store();
+    store
+        .put_client(&client("frozen-client"), None)
+        .await
+        .expect("put");
+    assert!(
+        store
+            .client_cached("frozen-client")
+            .await
+            .expect("read")
+            .is_some()
+    );
+
+    let redis = backend.redis.as_ref().expect("redis");
+    redis.pause();
+    let cached = store.client_cached("frozen-client").await;
+    assert!(
+        matches!(cached, Ok(Some(_))),
+        "the cached record is answered while Redis is frozen: {:?}",
+        cached.map(|c| c.is_some())
+    );
+    // storage.timeout_ms is 1000 here; the bound is loose, the point is that it ends.
+    let started = std::time::Instant::now();
+    let session = store.session("some-session").await;
+    let waited = started.elapsed();
+    redis.resume();
+    assert!(
+        matches!(session, Err(StoreError::Unavailable(_))),
+        "{session:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "answered after {waited:?}, storage timeout 1000 ms"
+    );
+
+    let mut recovered = false;
+    for _ in 0..50 {
+        if matches!(store.session("some-session").await, Ok(None)) {
+            recovered = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the store answers again once Redis does");
+}
+
 #[actix_web::test]
 async fn store_operations_behave_the_same_on_every_backend() {
     for backend in backends() {
