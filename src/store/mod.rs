@@ -772,3 +772,46 @@ impl Kv for Store {
         dispatch!(self, reach())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(timeout: Duration) -> Store {
+        Store::new(Backends::Memory(MemoryStore::new()), timeout)
+    }
+
+    /// An operation done at its first poll is answered as it is, whatever the timeout.
+    #[actix_web::test]
+    async fn an_operation_done_at_once_is_answered() {
+        let got = store(Duration::ZERO)
+            .deadline(async { Ok::<_, StoreError>(7) })
+            .await;
+        assert!(matches!(got, Ok(7)), "{got:?}");
+    }
+
+    /// An operation that has to wait still gets the whole timeout, and no more.
+    #[actix_web::test]
+    async fn an_operation_that_waits_is_timed() {
+        let s = store(Duration::from_millis(300));
+        let late = s.deadline(async {
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+            Ok::<_, StoreError>(1)
+        });
+        assert!(matches!(late.await, Ok(1)), "done within the timeout");
+
+        let started = std::time::Instant::now();
+        let never = s
+            .deadline(std::future::pending::<Result<(), StoreError>>())
+            .await;
+        assert!(
+            matches!(never, Err(StoreError::Unavailable(_))),
+            "{never:?}"
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+            "gave up after {waited:?}"
+        );
+    }
+}
